@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Creates (or refreshes) the project's one virtual environment at .venv/ and installs
+# dc_mlops with its test extras. Idempotent and cache-friendly: a second call only
+# re-checks what is installed. Used by the README's Quickstart and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.dc_mlops-installed
+want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  echo "$want" > "$stamp"
+else
+  # the package itself is editable; only make sure the entry point is registered
+  .venv/bin/python -m pip install --quiet --no-deps -e . >/dev/null
+fi
+echo "dc_mlops environment ready in .venv/"

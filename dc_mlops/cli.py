@@ -1,0 +1,56 @@
+"""``dc-mlops <entry> --<param> <value>``: the same entry points, names and defaults as
+``mlflow run . -e <entry> -P <param>=<value>`` (both are built from dc_mlops.settings).
+
+The CLI only parses and calls one step function; bad input becomes one line on stderr and
+exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from dc_mlops.errors import DataError
+from dc_mlops.settings import ENTRY_POINTS, parameters
+
+
+def _steps() -> dict[str, Callable]:
+    # imported lazily: `dc-mlops --help` should not pay for TensorFlow and MLflow
+    from dc_mlops.steps.main import run_main
+    from dc_mlops.steps.preprocess import run_preprocess
+    from dc_mlops.steps.simulate import run_simulate
+    return {"simulate": run_simulate, "preprocess": run_preprocess, "main": run_main}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dc-mlops", description=__doc__.splitlines()[0])
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="entry", required=True)
+    for entry, cls in ENTRY_POINTS.items():
+        p = sub.add_parser(entry, help=(cls.__doc__ or "").splitlines()[0],
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        for name, (typ, default, help_) in parameters(cls).items():
+            p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=default,
+                           help=help_)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("alembic", "mlflow", "urllib3", "botocore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    cls = ENTRY_POINTS[args.entry]
+    settings = cls(**{k: v for k, v in vars(args).items() if k in parameters(cls)})
+    try:
+        _steps()[args.entry](settings)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

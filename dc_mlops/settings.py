@@ -1,0 +1,78 @@
+"""Typed settings of every entry point: each parameter and its default is declared here once.
+
+The CLI builds its options from these dataclasses, and a test parses ``MLproject`` to check
+that every entry point passes every parameter with the same default. Nothing here reads the
+environment or touches the disk: settings are plain values.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+ALL_ERAS = "2018A,2018B,2018C,2018D"
+
+
+def _p(default, help: str):  # noqa: A002 - mirrors argparse
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class SimulateSettings:
+    """Write a simulated era folder (raw histograms, Golden/DCS JSONs, failure lists)."""
+
+    pd: str = _p("JetHT", "primary dataset: ZeroBias, JetHT, EGamma or SingleMuon")
+    era: str = _p(ALL_ERAS, "comma-separated eras to simulate, in order")
+    n_ls: int = _p(20000, "number of LS (ignored when structure is given)")
+    structure: str = _p("", "a certification JSON giving the real runs/LS to reproduce")
+    golden: str = _p("", "with structure: the Golden JSON saying which of them are good")
+    seed: int = _p(0, "random seed; the same seed gives the same era")
+    out: str = _p("data/simulated", "folder to write (must not exist or be empty)")
+
+    @property
+    def eras(self) -> list[str]:
+        return [e.strip() for e in self.era.split(",") if e.strip()]
+
+
+@dataclass(frozen=True)
+class PreprocessSettings:
+    """Turn an input into features, drop low-statistics LS, split by run, track it."""
+
+    pd: str = _p("JetHT", "PD name, a YAML/JSON feature-set file, or 'auto'")
+    data: str = _p("", "simulated era folder, feature table or raw histograms; "
+                       "empty: simulate the default era with `seed`")
+    golden_json: str = _p("", "Golden JSON of good LS (an era folder brings its own)")
+    label_column: str = _p("", "instead of a Golden JSON: a column that is true for good LS")
+    dcs_bad: str = _p("", "CSV of DCS-bad LS blocks (run, first_ls, last_ls, subsystem)")
+    human_bad: str = _p("", "CSV of human-bad LS blocks or runs")
+    failures: str = _p("", "CSV of failure-scenario LS blocks with their subsystem")
+    representation: str = _p("summary", "'summary' (7 numbers per histogram) or 'bins'")
+    min_events: int = _p(500, "LS with fewer events are dropped (low statistics)")
+    split_mode: str = _p("chronological", "'chronological' or 'random' assignment of runs")
+    train_fraction: float = _p(0.5, "share of LS (whole runs) for training")
+    val_fraction: float = _p(0.15, "share for validation (early stopping)")
+    calib_fraction: float = _p(0.15, "share for calibration of the cut-offs")
+    seed: int = _p(0, "seed for the simulator (empty data) and a random split")
+
+
+@dataclass(frozen=True)
+class MainSettings:
+    """The whole chain on the simulator."""
+
+    pd: str = _p("JetHT", "primary dataset to run the chain for")
+    n_ls: int = _p(20000, "LS to simulate for the training eras")
+    seed: int = _p(0, "random seed")
+
+
+ENTRY_POINTS: dict[str, type] = {
+    "simulate": SimulateSettings,
+    "preprocess": PreprocessSettings,
+    "main": MainSettings,
+}
+
+
+def parameters(settings_cls: type) -> dict[str, tuple[type, object, str]]:
+    """name -> (type, default, help) for every parameter of an entry point."""
+    hints = {"int": int, "float": float, "str": str}
+    return {f.name: (hints.get(f.type, f.type) if isinstance(f.type, str) else f.type,
+                     f.default, f.metadata.get("help", ""))
+            for f in dataclasses.fields(settings_cls)}

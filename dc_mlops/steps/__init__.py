@@ -1,0 +1,1 @@
+"""Steps: one function per entry point, composing data, detectors, evaluation and tracking."""

@@ -1,0 +1,146 @@
+"""Runs: one MLflow experiment per PD, reuse of finished runs, and runs that fail cleanly.
+
+A step's run is reused when a FINISHED run of the same step carries the same cache key
+(a digest of the step's settings, its input data and the dc_mlops version), the way MLflow's
+multistep example reuses ``_already_ran``: running ``preprocess`` twice recomputes nothing.
+A step that raises leaves its run FAILED, never FINISHED, so a broken run is not reused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+import dc_mlops
+
+log = logging.getLogger("dc_mlops")
+
+EXPERIMENT_PREFIX = "dc-mlops-"
+TAG_STEP = "dc_mlops.step"
+TAG_KEY = "dc_mlops.cache_key"
+TAG_PD = "dc_mlops.pd"
+
+
+def tracking_uri() -> str:
+    return mlflow.get_tracking_uri()
+
+
+def experiment_name(pd_name: str) -> str:
+    return f"{EXPERIMENT_PREFIX}{Path(pd_name).stem if pd_name.endswith(('.yaml', '.yml', '.json')) else pd_name}"
+
+
+def ensure_experiment(name: str) -> str:
+    """The experiment's id, creating it if needed (races with another process are fine)."""
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name)
+    except mlflow.exceptions.MlflowException:
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def cache_key(step: str, settings: dict, data_digest: str) -> str:
+    payload = json.dumps({"step": step, "settings": settings, "data": data_digest,
+                          "version": dc_mlops.__version__}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def find_finished_run(experiment_id: str, step: str, key: str) -> str | None:
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_STEP}` = '{step}' and tags.`{TAG_KEY}` = '{key}' "
+                      "and attributes.status = 'FINISHED'",
+        max_results=1, order_by=["attributes.start_time DESC"])
+    return runs[0].info.run_id if runs else None
+
+
+@contextmanager
+def tracked_run(experiment_id: str, step: str, run_name: str, key: str = "",
+                tags: dict[str, str] | None = None, nested: bool = False
+                ) -> Iterator[mlflow.ActiveRun]:
+    """Start the step's run; FINISHED on success, FAILED (and re-raised) on any error.
+
+    Under ``mlflow run`` the launcher's run (MLFLOW_RUN_ID) is used when it lives in this
+    experiment; otherwise the work gets its own run here and the launcher's run is tagged
+    with a pointer to it, so `mlflow run . -e train` always lands in the PD's experiment.
+    """
+    launcher = os.environ.get("MLFLOW_RUN_ID")
+    run_kwargs: dict = {"run_name": run_name, "nested": nested}
+    if launcher and not nested and mlflow.active_run() is None:
+        launcher_exp = MlflowClient().get_run(launcher).info.experiment_id
+        if launcher_exp == experiment_id:
+            run_kwargs = {"run_id": launcher}
+        else:
+            os.environ.pop("MLFLOW_RUN_ID")
+    all_tags = {TAG_STEP: step, TAG_KEY: key, **(tags or {})}
+    with mlflow.start_run(experiment_id=experiment_id, **run_kwargs) as run:
+        if "run_id" in run_kwargs:
+            mlflow.set_tag("mlflow.runName", run_name)
+        mlflow.set_tags(all_tags)
+        if launcher and run.info.run_id != launcher:
+            _point_launcher(launcher, run)
+        try:
+            yield run
+        except BaseException:
+            mlflow.end_run(status="FAILED")
+            raise
+
+
+def _point_launcher(launcher: str, run: mlflow.ActiveRun) -> None:
+    client = MlflowClient()
+    client.set_tag(launcher, "dc_mlops.tracked_run_id", run.info.run_id)
+    client.set_tag(launcher, "mlflow.note.content",
+                   f"dc_mlops logged this step in experiment {run.info.experiment_id}, "
+                   f"run {run.info.run_id}.")
+
+
+def log_frame(frame: pd.DataFrame, artifact_path: str, name: str) -> None:
+    """A table as a Parquet artifact (written to a temp dir first: no half-written file)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        frame.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path)
+
+
+def log_params(params: dict) -> None:
+    mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    mlflow.log_text(text, artifact_file)
+
+
+def log_figure(fig, artifact_file: str) -> None:
+    import matplotlib.pyplot as plt
+    mlflow.log_figure(fig, artifact_file)
+    plt.close(fig)
+
+
+def log_dataset(frame: pd.DataFrame, source: str, name: str, digest: str, context: str) -> None:
+    """The input as an MLflow dataset (name, digest, source) so runs show what they saw."""
+    dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
+    mlflow.log_input(dataset, context=context)
+
+
+def download(run_id: str, artifact_path: str, dst: str | None = None) -> Path:
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
+                                                    dst_path=dst))
+
+
+def run_info(run_id: str):
+    return MlflowClient().get_run(run_id)

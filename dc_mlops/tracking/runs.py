@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,7 +134,9 @@ def log_figure(fig, artifact_file: str) -> None:
 
 def log_dataset(frame: pd.DataFrame, source: str, name: str, digest: str, context: str) -> None:
     """The input as an MLflow dataset (name, digest, source) so runs show what they saw."""
-    dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
+    with warnings.catch_warnings():  # "source can be interpreted in multiple ways": a path
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
     mlflow.log_input(dataset, context=context)
 
 

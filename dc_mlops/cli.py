@@ -7,6 +7,7 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Callable
@@ -15,12 +16,19 @@ from dc_mlops.errors import DataError
 from dc_mlops.settings import ENTRY_POINTS, parameters
 
 
-def _steps() -> dict[str, Callable]:
-    # imported lazily: `dc-mlops --help` should not pay for TensorFlow and MLflow
-    from dc_mlops.steps.main import run_main
-    from dc_mlops.steps.preprocess import run_preprocess
-    from dc_mlops.steps.simulate import run_simulate
-    return {"simulate": run_simulate, "preprocess": run_preprocess, "main": run_main}
+# entry -> "module:function"; imported only when called, so `dc-mlops preprocess` never
+# pays for TensorFlow and `--help` is instant
+STEPS = {
+    "simulate": "dc_mlops.steps.simulate:run_simulate",
+    "preprocess": "dc_mlops.steps.preprocess:run_preprocess",
+    "train": "dc_mlops.steps.train:run_train",
+    "main": "dc_mlops.steps.main:run_main",
+}
+
+
+def _step(entry: str) -> Callable:
+    module, func = STEPS[entry].split(":")
+    return getattr(importlib.import_module(module), func)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     cls = ENTRY_POINTS[args.entry]
     settings = cls(**{k: v for k, v in vars(args).items() if k in parameters(cls)})
     try:
-        _steps()[args.entry](settings)
+        _step(args.entry)(settings)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -55,6 +55,20 @@ class PreprocessSettings:
 
 
 @dataclass(frozen=True)
+class TrainSettings:
+    """Fit one detector on the good LS of a preprocessed data set and track it."""
+
+    model: str = _p("sparse_ae", "detector name: vanilla_ae, sparse_ae, ..., ocsvm, iforest, pca, knn")
+    pd: str = _p("JetHT", "primary dataset (selects the experiment and its data)")
+    epochs: int = _p(200, "maximum epochs (autoencoders; early stopping on val_loss)")
+    batch_size: int = _p(256, "mini-batch size (autoencoders)")
+    learning_rate: float = _p(1e-4, "Adam learning rate (autoencoders)")
+    seed: int = _p(0, "random seed of the detector")
+    preprocess_run: str = _p("", "run id of the preprocess run to train on; "
+                                 "empty: the latest finished one of the PD (made if none)")
+
+
+@dataclass(frozen=True)
 class MainSettings:
     """The whole chain on the simulator."""
 
@@ -66,6 +80,7 @@ class MainSettings:
 ENTRY_POINTS: dict[str, type] = {
     "simulate": SimulateSettings,
     "preprocess": PreprocessSettings,
+    "train": TrainSettings,
     "main": MainSettings,
 }
 

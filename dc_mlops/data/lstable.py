@@ -59,6 +59,8 @@ def load_ls_table(data: str, pd_name: str, labels: LabelOptions,
                   representation: str = "summary") -> LSTable:
     if representation not in REPRESENTATIONS:
         raise DataError(f"unknown representation {representation!r}: use 'summary' or 'bins'")
+    if pd_name != "auto" and not pd_name.endswith((".yaml", ".yml", ".json")):
+        get_feature_set(pd_name)  # an unknown PD fails before any file is read
     path = Path(data)
     if not path.exists():
         raise DataError(f"{path}: input not found")

@@ -72,3 +72,68 @@ def _most_separating(frame: pd.DataFrame, names: list[str], good: np.ndarray, k:
     spread = X[good].std(axis=0) + 1e-12
     shift = np.abs(np.median(X[~good], axis=0) - np.median(X[good], axis=0)) / spread
     return [names[i] for i in np.argsort(-shift)[:k]]
+
+
+def roc_plot(curves: dict[str, pd.DataFrame], title: str) -> plt.Figure:
+    """ROC curves (one model or several overlaid); good LS flagged vs bad LS caught."""
+    fig, ax = plt.subplots(figsize=(6.5, 6), constrained_layout=True)
+    for name, t in curves.items():
+        ax.plot(t["false_positive_rate"], t["true_positive_rate"], lw=1.6, label=name)
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("good LS flagged as anomalous (false positive rate, log scale)")
+    ax.set_ylabel("bad LS caught (true positive rate)")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def score_distribution(scores: np.ndarray, labels: np.ndarray, title: str,
+                       cutoffs: dict[str, float] | None = None,
+                       groups: np.ndarray | None = None) -> plt.Figure:
+    """Decision values of good vs bad LS (log x), with the cut-offs drawn when known."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(int)
+    positive = scores[scores > 0]
+    lo = np.quantile(positive, 0.001) if len(positive) else 1e-6
+    bins = np.logspace(np.log10(max(lo, 1e-12)), np.log10(max(scores.max(), lo * 10)), 80)
+    fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
+    ax.hist(np.clip(scores[labels == 0], bins[0], None), bins=bins, histtype="stepfilled",
+            alpha=0.5, color=GOOD_COLOR, label=f"good LS ({(labels == 0).sum()})")
+    if groups is None:
+        ax.hist(np.clip(scores[labels == 1], bins[0], None), bins=bins, histtype="step", lw=1.5,
+                color="#d7301f", label=f"bad LS ({(labels == 1).sum()})")
+    else:
+        groups = np.asarray(groups).astype(str)
+        for g, color in zip(sorted(set(groups[labels == 1])), plt.cm.tab10.colors):
+            m = (labels == 1) & (groups == g)
+            ax.hist(np.clip(scores[m], bins[0], None), bins=bins, histtype="step", lw=1.4,
+                    color=color, label=f"bad: {g or 'unknown'} ({m.sum()})")
+    for name, value in (cutoffs or {}).items():
+        ax.axvline(value, ls="--", color="black", lw=1)
+        ax.text(value, ax.get_ylim()[1] * 0.9, f" {name}", rotation=90, va="top", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("decision value (higher = more anomalous)")
+    ax.set_ylabel("number of LS")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def histogram_errors(per_hist: pd.DataFrame, title: str) -> plt.Figure:
+    """Mean contribution of each histogram to the score, good vs bad LS (log scale)."""
+    order = per_hist.sort_values("bad", ascending=True).index
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(order) + 1.5), constrained_layout=True)
+    y = np.arange(len(order))
+    ax.barh(y - 0.2, per_hist.loc[order, "good"], height=0.4, color=GOOD_COLOR, label="good LS")
+    ax.barh(y + 0.2, per_hist.loc[order, "bad"], height=0.4, color="#d7301f", label="bad LS")
+    ax.set_yticks(y, order, fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("mean contribution to the decision value (e.g. squared reconstruction error)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig

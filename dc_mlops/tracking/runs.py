@@ -15,6 +15,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -22,6 +23,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 import dc_mlops
+from dc_mlops.errors import DataError
 
 log = logging.getLogger("dc_mlops")
 
@@ -106,12 +108,61 @@ def _point_launcher(launcher: str, run: mlflow.ActiveRun) -> None:
                    f"run {run.info.run_id}.")
 
 
-def log_frame(frame: pd.DataFrame, artifact_path: str, name: str) -> None:
-    """A table as a Parquet artifact (written to a temp dir first: no half-written file)."""
+def log_frame(frame: pd.DataFrame, artifact_path: str, name: str, fmt: str = "parquet") -> None:
+    """A table as a Parquet or CSV artifact (written to a temp dir first, then logged)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
-        frame.to_parquet(path, index=False)
-        mlflow.log_artifact(str(path), artifact_path)
+        if fmt == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path or None)
+
+
+def set_tag(key: str, value: str) -> None:
+    mlflow.set_tag(key, value)
+
+
+def latest_finished_run(experiment_id: str, step: str) -> str | None:
+    runs = MlflowClient().search_runs(
+        [experiment_id], filter_string=f"tags.`{TAG_STEP}` = '{step}' and attributes.status = 'FINISHED'",
+        max_results=1, order_by=["attributes.start_time DESC"])
+    return runs[0].info.run_id if runs else None
+
+
+@dataclass
+class Preprocessed:
+    """The splits and feature spec a preprocess run logged."""
+
+    run_id: str
+    splits: dict[str, pd.DataFrame]
+    spec: dict
+    digest: str
+    source: str
+
+
+def load_preprocessed(run_id: str, parts: tuple[str, ...] = ("train", "val", "calib", "test",
+                                                               "known_bad")) -> Preprocessed:
+    client = MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise DataError(f"preprocess run {run_id!r} not found in {mlflow.get_tracking_uri()}") from None
+    if run.data.tags.get(TAG_STEP) != "preprocess" or run.info.status != "FINISHED":
+        raise DataError(f"run {run_id} is not a finished preprocess run")
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = json.loads(download(run_id, "features.json", tmp).read_text())
+        splits = {p: pd.read_parquet(download(run_id, f"splits/{p}.parquet", tmp)) for p in parts}
+    return Preprocessed(run_id, splits, spec, run.data.tags.get("dc_mlops.data_digest", ""),
+                        run.data.params.get("data", ""))
+
+
+def log_dataset_ref(run_id: str, data: Preprocessed, context: str) -> None:
+    """Record which preprocessed data a run used, as an MLflow dataset input."""
+    train = data.splits["train"]
+    log_dataset(train[data.spec["feature_names"]], source=data.source or f"runs:/{run_id}/splits",
+                name=f"{Path(data.source).name or 'preprocessed'}-train", digest=data.digest,
+                context=context)
 
 
 def log_params(params: dict) -> None:

@@ -4,6 +4,7 @@ import json
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
@@ -12,6 +13,7 @@ from dc_mlops.cli import main as cli_main
 from dc_mlops.data.certjson import CertJSON
 from dc_mlops.data.features import get_feature_set
 from dc_mlops.data.histograms import Histograms, to_long_table
+from dc_mlops.data.lstable import LabelOptions, load_ls_table
 from dc_mlops.settings import PreprocessSettings
 from dc_mlops.steps.preprocess import run_preprocess
 
@@ -85,13 +87,12 @@ def _bad_cases(era):
 
     def missing_histogram():
         t = pq.read_table(era / "histograms.parquet")
-        pq.write_table(t.filter(pd.array(np.array(t.column("me").to_pylist()) != "qgTkPt")),
-                       era / "histograms.parquet")
+        keep = pa.array(np.array(t.column("me").to_pylist()) != "qgTkPt")
+        pq.write_table(t.filter(keep), era / "histograms.parquet")
 
     def duplicated_ls():
         t = pq.read_table(era / "histograms.parquet").to_pandas()
-        pq.write_table(__import__("pyarrow").Table.from_pandas(pd.concat([t, t.iloc[[0]]]),
-                                                               preserve_index=False),
+        pq.write_table(pa.Table.from_pandas(pd.concat([t, t.iloc[[0]]]), preserve_index=False),
                        era / "histograms.parquet")
 
     return {"overlapping_golden": (overlapping_golden, "golden.json: run 315300: ranges"),
@@ -138,11 +139,21 @@ def test_feature_table_input_with_nan_and_empty(tracking, tmp_path, capsys):
     assert "empty input" in capsys.readouterr().err
 
 
-def test_real_pixel_histograms_through_preprocess(tracking, shared_data):
-    res = run_preprocess(PreprocessSettings(
-        pd="auto", data=str(shared_data / PIXEL), golden_json=str(shared_data / GOLDEN_2017)))
-    m = MlflowClient().get_run(res.run_id).data.metrics
-    assert m["n_ls_input"] == 834
+def test_real_pixel_histograms_become_labelled_features(shared_data):
+    table = load_ls_table(str(shared_data / PIXEL), "auto",
+                          LabelOptions(golden_json=str(shared_data / GOLDEN_2017)))
+    assert len(table.frame) == 834 and table.feature_names == [
+        f"chargeInner_PXLayer_1_{i}" for i in range(7)]
     # 709 LS of run 297050 are in the 2017 Golden JSON; runs 297047-297049 and 72 LS are bad
-    assert m["n_ls_low_stats"] == 0 and m["n_ls_empty_histogram"] == 0
-    assert m["n_bad"] == 834 - 709
+    assert int(table.frame["label"].sum()) == 834 - 709
+    assert (table.frame["origin"][table.frame["label"] == 1] == "human").all()
+    # cluster-charge quantiles in electrons, inside the 0-80000 axis and ordered
+    q = table.frame[table.feature_names[:5]].to_numpy()
+    assert (np.diff(q, axis=1) >= 0).all() and q.min() >= 0 and q.max() <= 80000
+
+
+def test_real_pixel_fixture_cannot_be_split_by_run(tracking, shared_data, capsys):
+    # one good run only: a run-wise split has nothing to train on, and says so in one line
+    code = cli_main(["preprocess", "--pd", "auto", "--data", str(shared_data / PIXEL),
+                     "--golden-json", str(shared_data / GOLDEN_2017)])
+    assert code == 2 and "the train split has no good LS" in capsys.readouterr().err

@@ -1,0 +1,123 @@
+"""The ``train`` step: fit one detector on good LS and track everything a DC expert compares.
+
+One MLflow run per trained detector in the PD's experiment, with the same parameter and
+metric names for every model: ``train_loss``/``val_loss`` per epoch (autoencoders),
+``test_roc_auc``, ``test_pr_auc``, ``test_roc_auc_<subsystem>``, ``fit_seconds``,
+``score_ls_per_second``; artifacts ``roc_curve.png``/``.csv``, ``score_distribution.png``,
+``histogram_errors.png``/``.csv`` (where the model explains its score), ``scores.parquet``;
+and the model itself as one pyfunc (``model/``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dc_mlops.data.tables import feature_matrix
+from dc_mlops.detectors import registry
+from dc_mlops.evaluation import plots
+from dc_mlops.evaluation.metrics import detection_metrics, roc_table
+from dc_mlops.settings import PreprocessSettings, TrainSettings
+from dc_mlops.tracking import runs as tr
+from dc_mlops.tracking.models import log_detector_model
+
+log = logging.getLogger("dc_mlops")
+STEP = "train"
+SCORE_COLUMNS = ["runId", "lumiId", "label", "origin", "subsystem", "scenario", "era"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    model_uri: str
+    metrics: dict[str, float]
+
+
+def resolve_preprocess_run(pd_name: str, run_id: str = "") -> str:
+    """The given preprocess run, else the PD's latest finished one, else a fresh one."""
+    if run_id:
+        return run_id
+    exp = tr.ensure_experiment(tr.experiment_name(pd_name))
+    latest = tr.latest_finished_run(exp, "preprocess")
+    if latest:
+        return latest
+    from dc_mlops.steps.preprocess import run_preprocess
+    log.info("train: no preprocessed data for %s yet, running preprocess first", pd_name)
+    return run_preprocess(PreprocessSettings(pd=pd_name)).run_id
+
+
+def detector_params(s: TrainSettings) -> dict:
+    """The step's shared knobs, passed only to detectors that have them."""
+    accepted = registry.default_params(s.model)
+    common = {"epochs": s.epochs, "batch_size": s.batch_size,
+              "learning_rate": s.learning_rate, "seed": s.seed}
+    return {k: v for k, v in common.items() if k in accepted}
+
+
+def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult:
+    detector = registry.build(s.model, **detector_params(s), **(extra_params or {}))
+    pre_run = resolve_preprocess_run(s.pd, s.preprocess_run)
+    data = tr.load_preprocessed(pre_run)
+    spec = data.spec
+    names = spec["feature_names"]
+    X_train = feature_matrix(data.splits["train"], names, "train split")
+    X_val = feature_matrix(data.splits["val"], names, "val split")
+    test = data.splits["test"]
+    exp = tr.ensure_experiment(tr.experiment_name(s.pd))
+    params = {"model": s.model, "family": registry.family(s.model), "pd": s.pd,
+              "preprocess_run": pre_run, "n_features": len(names),
+              "representation": spec["representation"],
+              **{k: json.dumps(v) if isinstance(v, list) else v
+                 for k, v in detector.get_params().items()}}
+    with tr.tracked_run(exp, STEP, s.model, tags={tr.TAG_PD: s.pd, "dc_mlops.model": s.model,
+                                                  "dc_mlops.preprocess_run": pre_run}) as run:
+        tr.log_params(params)
+        tr.log_dataset_ref(pre_run, data, context="training")
+        detector.fit(X_train, X_val, on_epoch_end=lambda epoch, logs: tr.log_metrics(logs, epoch))
+        t0 = time.perf_counter()
+        scores = detector.score(feature_matrix(test, names, "test split"))
+        score_seconds = time.perf_counter() - t0
+        metrics = detection_metrics(test["label"].to_numpy(), scores, "test",
+                                    test["subsystem"].replace("", "unknown"))
+        metrics.update(fit_seconds=detector.fit_seconds_,
+                       score_ls_per_second=len(test) / max(score_seconds, 1e-9),
+                       n_epochs=len(detector.history_.get("val_loss", [])),
+                       n_train=len(X_train), n_test=len(test))
+        if detector.history_.get("val_loss"):
+            metrics["best_val_loss"] = float(np.min(detector.history_["val_loss"]))
+        tr.log_metrics(metrics)
+        _log_artifacts(detector, test, scores, names, s)
+        uri = log_detector_model(detector, {**spec, "model": s.model}, data.splits["val"].head(50))
+        tr.set_tag("dc_mlops.model_uri", uri)
+    log.info("train %s: test ROC AUC %.4f, PR AUC %.4f, fit %.1f s, scoring %.0f LS/s",
+             s.model, metrics.get("test_roc_auc", float("nan")),
+             metrics.get("test_pr_auc", float("nan")), metrics["fit_seconds"],
+             metrics["score_ls_per_second"])
+    return TrainResult(run.info.run_id, uri, metrics)
+
+
+def _log_artifacts(detector, test: pd.DataFrame, scores: np.ndarray, names: list[str],
+                   s: TrainSettings) -> None:
+    labels = test["label"].to_numpy()
+    roc = roc_table(labels, scores)
+    tr.log_frame(roc, "", "roc_curve.csv", fmt="csv")
+    tr.log_figure(plots.roc_plot({s.model: roc}, f"{s.model} on {s.pd}: test ROC"), "roc_curve.png")
+    tr.log_figure(plots.score_distribution(scores, labels, f"{s.model} on {s.pd}: test decision values",
+                                           groups=test["subsystem"].replace("", "unknown").to_numpy()),
+                  "score_distribution.png")
+    out = test[[c for c in SCORE_COLUMNS if c in test.columns]].copy()
+    out["score"] = scores
+    tr.log_frame(out, "", "scores.parquet")
+    if detector.supports_explain:
+        contrib = pd.DataFrame(detector.explain(feature_matrix(test, names, "test split")),
+                               columns=names)
+        per_hist = contrib.T.groupby(lambda f: f.rsplit("_", 1)[0]).sum().T
+        table = pd.DataFrame({"good": per_hist[labels == 0].mean(), "bad": per_hist[labels == 1].mean()})
+        table.index.name = "histogram"
+        tr.log_frame(table.reset_index(), "", "histogram_errors.csv", fmt="csv")
+        tr.log_figure(plots.histogram_errors(table, f"{s.model} on {s.pd}: which histograms drive "
+                                             "the score"), "histogram_errors.png")

@@ -1,0 +1,65 @@
+"""Detectors as MLflow models: one pyfunc per trained detector, self-contained.
+
+The pyfunc takes the raw feature table (the columns of the PD's feature set; other columns
+such as runId are ignored) and returns one row per LS with its decision value ``score`` and,
+once cut-offs are attached, the ``decision`` GOOD / BAD / GREY. The detector's scaler lives in
+its saved folder, so nothing else is needed to certify.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+
+from dc_mlops.data.tables import feature_matrix
+from dc_mlops.detectors.base import Detector
+
+PIP_REQUIREMENTS = ["dc_mlops", "mlflow==3.17.2", "tensorflow==2.21.0", "keras==3.15.1",
+                    "scikit-learn==1.9.1", "pandas", "numpy", "pyarrow"]
+
+
+class DetectorModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper: feature table in, per-LS score (and decision) out."""
+
+    def load_context(self, context) -> None:
+        from dc_mlops.detectors import load_detector
+        self.detector = load_detector(context.artifacts["detector"])
+        self.spec = json.loads(Path(context.artifacts["spec"]).read_text())
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        X = feature_matrix(model_input, self.spec["feature_names"], "model input")
+        scores = self.detector.score(X)
+        out = pd.DataFrame({"score": scores})
+        cut = self.spec.get("thresholds")
+        if cut:
+            out["decision"] = np.where(scores <= cut["t_good"], "GOOD",
+                                       np.where(scores > cut["t_bad"], "BAD", "GREY"))
+        return out
+
+
+def log_detector_model(detector: Detector, spec: dict, example: pd.DataFrame,
+                       name: str = "model") -> str:
+    """Log ``detector`` as a pyfunc with a signature; returns the model URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        det_dir = detector.save(Path(tmp) / "detector")
+        spec_file = Path(tmp) / "spec.json"
+        spec_file.write_text(json.dumps(spec, indent=1))
+        features = example[spec["feature_names"]].astype(np.float64)
+        output = pd.DataFrame({"score": detector.score(features.to_numpy())})
+        if spec.get("thresholds"):
+            output["decision"] = "GREY"
+        info = mlflow.pyfunc.log_model(
+            name=name, python_model=DetectorModel(),
+            artifacts={"detector": str(det_dir), "spec": str(spec_file)},
+            signature=infer_signature(features, output), input_example=None,
+            pip_requirements=PIP_REQUIREMENTS)
+    return info.model_uri
+
+
+def load_model(uri: str):
+    return mlflow.pyfunc.load_model(uri)

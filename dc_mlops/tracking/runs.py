@@ -188,7 +188,7 @@ def log_dataset(frame: pd.DataFrame, source: str, name: str, digest: str, contex
     with warnings.catch_warnings():  # "source can be interpreted in multiple ways": a path
         warnings.simplefilter("ignore", UserWarning)
         dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
-    mlflow.log_input(dataset, context=context)
+        mlflow.log_input(dataset, context=context)
 
 
 def download(run_id: str, artifact_path: str, dst: str | None = None) -> Path:

@@ -1,0 +1,225 @@
+"""The one detector contract every model in dc_mlops follows (SPEC §3).
+
+Sign convention, stated once: ``score`` returns a *decision value* per LS where **higher
+means more anomalous**. Wrappers around scikit-learn models flip its "higher = more normal"
+sign themselves, so evaluation, thresholds and certification never need to know which model
+produced a score.
+
+The base is a template method (as in pyod's ``base_dl``): it owns input validation, the
+feature-count check, batching at scoring time, timing and the on-disk layout; a subclass
+only fills in ``_fit``, ``_score_batch`` (and ``_explain_batch``) and ``_save``/``_load``.
+Conventions follow scikit-learn: ``__init__`` takes keyword-only arguments and only stores
+them, validation happens in ``fit``, ``fit`` returns ``self``, fitted attributes end in ``_``.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from dc_mlops.errors import DataError
+
+#: Called after every training epoch with the epoch index (0-based) and a dict of floats
+#: (``loss``, ``val_loss`` and each loss term). Used for MLflow step metrics and Optuna
+#: pruning; an exception raised by it stops training and propagates out of ``fit``.
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+META_FILE = "detector.json"
+FORMAT_VERSION = 1
+
+
+def check_matrix(X: Any, what: str = "data", n_features: int | None = None) -> np.ndarray:
+    """A finite 2-D float matrix, or a one-line DataError saying what is wrong with it.
+
+    Detectors are fed raw feature tables; a NaN or a column too many must fail here with a
+    message a DC expert can act on, not deep inside TensorFlow.
+    """
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what} is not numeric: {exc}") from None
+    if arr.ndim != 2:
+        raise DataError(f"{what} must be a 2-D (n_LS, n_features) matrix, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise DataError(f"{what} has no rows")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise DataError(f"{what} has {arr.shape[1]} features, the model expects {n_features}")
+    if not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise DataError(f"{what} has NaN or inf values (first in row {bad})")
+    return arr
+
+
+class Detector(ABC):
+    """Fit on good LS only, then give one decision value per LS (higher = more anomalous).
+
+    Subclasses set ``name`` (the registry name), ``family`` and ``supports_explain``, and
+    implement the underscore hooks. ``score_batch_size`` rows are scored at a time so an
+    era of 10^6 LS never needs a full-size intermediate (e.g. a reconstruction).
+    """
+
+    name: ClassVar[str] = "detector"
+    family: ClassVar[str] = "baseline"
+    supports_explain: ClassVar[bool] = False
+    #: constructor parameters that exist on a shared implementation class but mean nothing
+    #: for this registered variant (e.g. ``kl_weight`` of a non-variational autoencoder)
+    _hidden_params: ClassVar[frozenset[str]] = frozenset()
+    score_batch_size: int = 8192
+
+    # ---- parameters -------------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values()
+                if p.kind is p.KEYWORD_ONLY and p.name not in cls._hidden_params]
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        """Constructor defaults, JSON-serialisable (tuples become lists)."""
+        sig = inspect.signature(cls.__init__)
+        return {n: _jsonable(sig.parameters[n].default) for n in cls._param_names()}
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters of this instance (JSON-serialisable)."""
+        return {n: _jsonable(getattr(self, n)) for n in self._param_names()}
+
+    def __repr__(self) -> str:
+        defaults = self.default_params()
+        changed = {k: v for k, v in self.get_params().items() if defaults.get(k) != v}
+        args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        return f"{type(self).__name__}({args})"
+
+    # ---- fitting ----------------------------------------------------------------------
+    def fit(self, X: Any, X_val: Any = None, *,
+            on_epoch_end: EpochCallback | None = None) -> "Detector":
+        """Fit on good LS only; ``X`` is the raw, unscaled (n_LS, n_features) matrix.
+
+        ``X_val`` (good LS too) drives early stopping where the model has epochs; when it is
+        None such models carve a seeded ``validation_fraction`` out of ``X``.
+        """
+        X = check_matrix(X, "training data")
+        if X_val is not None:
+            X_val = check_matrix(X_val, "validation data", X.shape[1])
+        self._validate_params(X)
+        self.n_features_in_ = int(X.shape[1])
+        self.history_: dict[str, list[float]] = {}
+        start = time.perf_counter()
+        self._fit(X, X_val, on_epoch_end)
+        self.fit_seconds_ = float(time.perf_counter() - start)
+        return self
+
+    def _validate_params(self, X: np.ndarray) -> None:
+        """Raise DataError for a parameter value the model cannot use (hook)."""
+
+    @abstractmethod
+    def _fit(self, X: np.ndarray, X_val: np.ndarray | None,
+             on_epoch_end: EpochCallback | None) -> None: ...
+
+    # ---- scoring ----------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_features_in_"):
+            raise DataError(f"{self.name} is not fitted yet: call fit() or load() first")
+
+    def _batches(self, X: Any):
+        self._check_fitted()
+        X = check_matrix(X, "data", self.n_features_in_)
+        step = max(1, int(self.score_batch_size))
+        for start in range(0, X.shape[0], step):
+            yield X[start:start + step]
+
+    def score(self, X: Any) -> np.ndarray:
+        """Decision value per LS, shape (n,), higher = more anomalous; scored batch by batch."""
+        parts = [np.asarray(self._score_batch(b), dtype=np.float64) for b in self._batches(X)]
+        return np.concatenate(parts)
+
+    def explain(self, X: Any) -> np.ndarray:
+        """Per-feature contribution to each LS's score, shape (n, n_features).
+
+        Lets a DC expert see which histogram drives a grey-zone LS. Models with no such
+        decomposition raise NotImplementedError (see ``supports_explain``).
+        """
+        if not self.supports_explain:
+            raise NotImplementedError(
+                f"{self.name} has no per-feature decomposition of its score; use an "
+                "autoencoder, pca or knn detector to explain scores")
+        parts = [np.asarray(self._explain_batch(b), dtype=np.float64) for b in self._batches(X)]
+        return np.concatenate(parts)
+
+    @abstractmethod
+    def _score_batch(self, X: np.ndarray) -> np.ndarray: ...
+
+    def _explain_batch(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # ---- persistence ------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write everything needed to score (model, scaler, params) into directory ``path``."""
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self._save(path)
+        meta = {"format_version": FORMAT_VERSION, "name": self.name, "family": self.family,
+                "params": self.get_params(), "n_features_in_": self.n_features_in_,
+                "fit_seconds_": getattr(self, "fit_seconds_", None),
+                "history_": getattr(self, "history_", {}), **self._extra_meta()}
+        (path / META_FILE).write_text(json.dumps(meta, indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Detector":
+        """Load a detector saved by ``save``; on a base class it dispatches on the name."""
+        return load_detector(path) if cls is Detector else _load_as(cls, Path(path))
+
+    def _extra_meta(self) -> dict[str, Any]:
+        return {}
+
+    @abstractmethod
+    def _save(self, path: Path) -> None: ...
+
+    @abstractmethod
+    def _load(self, path: Path, meta: dict[str, Any]) -> None: ...
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    meta_file = path / META_FILE
+    if not meta_file.is_file():
+        raise DataError(f"{path} is not a saved detector: {META_FILE} is missing")
+    try:
+        return json.loads(meta_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{meta_file} is not valid JSON: {exc}") from None
+
+
+def _load_as(cls: type[Detector], path: Path, meta: dict[str, Any] | None = None) -> Detector:
+    meta = _read_meta(path) if meta is None else meta
+    if meta.get("name") != cls.name:
+        raise DataError(f"{path} holds a {meta.get('name')!r} detector, not {cls.name!r}")
+    det = cls(**meta["params"])
+    det.n_features_in_ = int(meta["n_features_in_"])
+    det.fit_seconds_ = meta.get("fit_seconds_")
+    det.history_ = meta.get("history_", {})
+    det._load(path, meta)
+    return det
+
+
+def load_detector(path: str | Path) -> Detector:
+    """Load any saved detector: ``detector.json`` names the registered model to rebuild."""
+    from dc_mlops.detectors import registry  # late: the registry imports every model
+
+    path = Path(path)
+    meta = _read_meta(path)
+    cls = registry.detector_class(meta.get("name", "?"))
+    return _load_as(cls, path, meta)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,191 @@
+"""scikit-learn baselines (SPEC §3): what an autoencoder has to beat to earn its place.
+
+- ``ocsvm``: RBF one-class SVM, the study's baseline. Training is O(n²) in memory and
+  time, so it fits on a seeded subsample of at most ``max_samples`` good LS.
+- ``iforest``: isolation forest; trees need no scaling.
+- ``pca``: reconstruction error of a linear autoencoder, explains per feature.
+- ``knn``: mean distance to the ``n_neighbors`` nearest good LS, explains per feature.
+
+All but ``iforest`` standardise features (z-score on the training LS): distances and
+kernels need comparable units, and unlike the autoencoders there is no sigmoid output to
+match. scikit-learn's "higher = more normal" scores are negated here, once.
+Saved with joblib next to ``detector.json``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.ensemble import IsolationForest
+from sklearn.neighbors import NearestNeighbors
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import OneClassSVM
+
+from dc_mlops.detectors.base import Detector, EpochCallback
+from dc_mlops.errors import DataError
+
+MODEL_FILE = "model.joblib"
+
+
+def _subsample(X: np.ndarray, max_samples: int | None, seed: int) -> np.ndarray:
+    if max_samples is None or X.shape[0] <= max_samples:
+        return X
+    idx = np.random.default_rng(seed).choice(X.shape[0], size=int(max_samples), replace=False)
+    return X[np.sort(idx)]
+
+
+class _SklearnDetector(Detector):
+    """Shared persistence: the fitted estimators (and scaler) go into one joblib file."""
+
+    _fitted: tuple[str, ...] = ()
+
+    def _fit(self, X: np.ndarray, X_val: np.ndarray | None,
+             on_epoch_end: EpochCallback | None) -> None:
+        # no epochs: X_val and on_epoch_end are accepted for a uniform call, and unused
+        self._fit_sklearn(X)
+
+    def _fit_sklearn(self, X: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _save(self, path: Path) -> None:
+        joblib.dump({k: getattr(self, k) for k in self._fitted}, path / MODEL_FILE)
+
+    def _load(self, path: Path, meta: dict[str, Any]) -> None:
+        for key, value in joblib.load(path / MODEL_FILE).items():
+            setattr(self, key, value)
+
+
+class OCSVMDetector(_SklearnDetector):
+    """RBF one-class SVM on standardised features; decision value = −decision_function."""
+
+    name = "ocsvm"
+    _fitted = ("scaler_", "svm_")
+
+    def __init__(self, *, nu: float = 0.01, gamma: str | float = "scale",
+                 max_samples: int = 10_000, seed: int = 0):
+        self.nu = nu
+        self.gamma = gamma
+        self.max_samples = max_samples
+        self.seed = seed
+
+    def _validate_params(self, X: np.ndarray) -> None:
+        if not 0 < self.nu <= 1:
+            raise DataError(f"ocsvm: nu must be in (0, 1], got {self.nu!r}")
+        if self.max_samples < 1:
+            raise DataError(f"ocsvm: max_samples must be positive, got {self.max_samples!r}")
+
+    def _fit_sklearn(self, X: np.ndarray) -> None:
+        X = _subsample(X, self.max_samples, self.seed)
+        self.scaler_ = StandardScaler().fit(X)
+        self.svm_ = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma)
+        self.svm_.fit(self.scaler_.transform(X))
+
+    def _score_batch(self, X: np.ndarray) -> np.ndarray:
+        return -self.svm_.decision_function(self.scaler_.transform(X))
+
+
+class IForestDetector(_SklearnDetector):
+    """Isolation forest on raw features; decision value = −score_samples (offset-free)."""
+
+    name = "iforest"
+    _fitted = ("forest_",)
+
+    def __init__(self, *, n_estimators: int = 200, max_samples: int | str = "auto",
+                 max_features: float = 1.0, seed: int = 0, n_jobs: int | None = None):
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.max_features = max_features
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    def _fit_sklearn(self, X: np.ndarray) -> None:
+        self.forest_ = IsolationForest(
+            n_estimators=self.n_estimators, max_samples=self.max_samples,
+            max_features=self.max_features, random_state=self.seed, n_jobs=self.n_jobs)
+        self.forest_.fit(X)
+
+    def _score_batch(self, X: np.ndarray) -> np.ndarray:
+        return -self.forest_.score_samples(X)
+
+
+class PCADetector(_SklearnDetector):
+    """Squared reconstruction error after projecting standardised LS on the top components.
+
+    ``n_components``: an int, or a float in (0, 1) for the share of variance to keep.
+    """
+
+    name = "pca"
+    supports_explain = True
+    _fitted = ("scaler_", "pca_")
+
+    def __init__(self, *, n_components: int | float = 0.95, seed: int = 0):
+        self.n_components = n_components
+        self.seed = seed
+
+    def _validate_params(self, X: np.ndarray) -> None:
+        n = self.n_components
+        ok = (0 < n < 1) if isinstance(n, float) else (isinstance(n, int) and 0 < n)
+        if not ok:
+            raise DataError(f"pca: n_components must be an int > 0 or a float in (0, 1), "
+                            f"got {n!r}")
+
+    def _fit_sklearn(self, X: np.ndarray) -> None:
+        self.scaler_ = StandardScaler().fit(X)
+        n = self.n_components
+        if isinstance(n, int):
+            n = min(n, X.shape[1], X.shape[0])
+        self.pca_ = PCA(n_components=n, random_state=self.seed).fit(self.scaler_.transform(X))
+
+    def _explain_batch(self, X: np.ndarray) -> np.ndarray:
+        Z = self.scaler_.transform(X)
+        return np.square(Z - self.pca_.inverse_transform(self.pca_.transform(Z)))
+
+    def _score_batch(self, X: np.ndarray) -> np.ndarray:
+        return self._explain_batch(X).sum(axis=1)
+
+
+class KNNDetector(_SklearnDetector):
+    """Mean Euclidean distance to the ``n_neighbors`` nearest good LS (standardised).
+
+    The reference set is a seeded subsample of at most ``max_samples`` LS, which bounds
+    memory and query time. ``explain`` gives the squared difference of each feature to the
+    neighbours' mean: which features make the LS stand out from its closest good ones.
+    A training LS scored again finds itself among its neighbours (distance 0), so scores
+    of training LS are optimistic; score held-out LS for thresholds.
+    """
+
+    name = "knn"
+    supports_explain = True
+    _fitted = ("scaler_", "nn_", "reference_")
+
+    def __init__(self, *, n_neighbors: int = 5, max_samples: int = 20_000, seed: int = 0):
+        self.n_neighbors = n_neighbors
+        self.max_samples = max_samples
+        self.seed = seed
+
+    def _validate_params(self, X: np.ndarray) -> None:
+        if self.n_neighbors < 1 or self.max_samples < 1:
+            raise DataError("knn: n_neighbors and max_samples must be positive")
+
+    def _fit_sklearn(self, X: np.ndarray) -> None:
+        X = _subsample(X, self.max_samples, self.seed)
+        self.scaler_ = StandardScaler().fit(X)
+        self.reference_ = self.scaler_.transform(X)
+        k = min(int(self.n_neighbors), X.shape[0])
+        self.nn_ = NearestNeighbors(n_neighbors=k).fit(self.reference_)
+
+    def _score_batch(self, X: np.ndarray) -> np.ndarray:
+        dist, _ = self.nn_.kneighbors(self.scaler_.transform(X))
+        return dist.mean(axis=1)
+
+    def _explain_batch(self, X: np.ndarray) -> np.ndarray:
+        Z = self.scaler_.transform(X)
+        _, idx = self.nn_.kneighbors(Z)
+        return np.square(Z - self.reference_[idx].mean(axis=1))
+
+
+BASELINES: tuple[type[Detector], ...] = (OCSVMDetector, IForestDetector, PCADetector,
+                                         KNNDetector)

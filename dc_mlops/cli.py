@@ -22,6 +22,7 @@ STEPS = {
     "simulate": "dc_mlops.steps.simulate:run_simulate",
     "preprocess": "dc_mlops.steps.preprocess:run_preprocess",
     "train": "dc_mlops.steps.train:run_train",
+    "tune": "dc_mlops.steps.tune:run_tune",
     "main": "dc_mlops.steps.main:run_main",
 }
 

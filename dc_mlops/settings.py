@@ -69,6 +69,21 @@ class TrainSettings:
 
 
 @dataclass(frozen=True)
+class TuneSettings:
+    """An Optuna study for one detector and PD; trials are nested MLflow runs."""
+
+    model: str = _p("vanilla_ae", "detector name to tune")
+    pd: str = _p("JetHT", "primary dataset")
+    n_trials: int = _p(20, "trials to run in this call (a rerun resumes the study)")
+    storage: str = _p("", "Optuna storage URL; empty: sqlite:///optuna.db in the working directory")
+    study_name: str = _p("", "study name; empty: dc-mlops-<pd>-<model>")
+    timeout: int = _p(0, "stop starting new trials after this many seconds (0: no limit)")
+    n_jobs: int = _p(1, "worker processes on this machine (one per GPU when GPUs are seen)")
+    seed: int = _p(0, "seed of the sampler")
+    preprocess_run: str = _p("", "run id of the preprocess run; empty: the latest of the PD")
+
+
+@dataclass(frozen=True)
 class MainSettings:
     """The whole chain on the simulator."""
 
@@ -81,6 +96,7 @@ ENTRY_POINTS: dict[str, type] = {
     "simulate": SimulateSettings,
     "preprocess": PreprocessSettings,
     "train": TrainSettings,
+    "tune": TuneSettings,
     "main": MainSettings,
 }
 

@@ -23,6 +23,7 @@ STEPS = {
     "preprocess": "dc_mlops.steps.preprocess:run_preprocess",
     "train": "dc_mlops.steps.train:run_train",
     "tune": "dc_mlops.steps.tune:run_tune",
+    "evaluate": "dc_mlops.steps.evaluate:run_evaluate",
     "main": "dc_mlops.steps.main:run_main",
 }
 

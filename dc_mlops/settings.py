@@ -84,6 +84,27 @@ class TuneSettings:
 
 
 @dataclass(frozen=True)
+class EvaluateSettings:
+    """Compare detectors on the same data over seeds, set their grey zones, report drift."""
+
+    pd: str = _p("JetHT", "primary dataset")
+    models: str = _p("sparse_ae,vanilla_ae,pca,iforest,knn", "comma-separated detector names")
+    seeds: str = _p("0,1,2", "comma-separated seeds (finished train runs are reused)")
+    max_bad_as_good: float = _p(0.001, "target share of known bad LS certified GOOD")
+    max_good_as_bad: float = _p(0.01, "bound on the share of good LS flagged BAD (conformal)")
+    epochs: int = _p(200, "epoch limit for detectors that must be trained first")
+    preprocess_run: str = _p("", "run id of the preprocess run; empty: the latest of the PD")
+
+    @property
+    def model_list(self) -> list[str]:
+        return [m.strip() for m in self.models.split(",") if m.strip()]
+
+    @property
+    def seed_list(self) -> list[int]:
+        return [int(x) for x in self.seeds.split(",") if x.strip()]
+
+
+@dataclass(frozen=True)
 class MainSettings:
     """The whole chain on the simulator."""
 
@@ -97,6 +118,7 @@ ENTRY_POINTS: dict[str, type] = {
     "preprocess": PreprocessSettings,
     "train": TrainSettings,
     "tune": TuneSettings,
+    "evaluate": EvaluateSettings,
     "main": MainSettings,
 }
 

@@ -137,3 +137,27 @@ def histogram_errors(per_hist: pd.DataFrame, title: str) -> plt.Figure:
     ax.set_title(title)
     ax.legend(fontsize=8)
     return fig
+
+
+def score_along_run(run: pd.DataFrame, title: str, cutoffs: dict[str, float] | None = None
+                    ) -> plt.Figure:
+    """Decision value vs LS number along one run, bad LS marked, cut-offs drawn."""
+    fig, ax = plt.subplots(figsize=(10, 4), constrained_layout=True)
+    good = run["label"].to_numpy() == 0
+    ax.plot(run["lumiId"], run["score"], color="grey", lw=0.6, zorder=1)
+    ax.scatter(run.loc[good, "lumiId"], run.loc[good, "score"], s=6, color=GOOD_COLOR,
+               label="good LS", zorder=2)
+    for scen, color in zip(sorted(run.loc[~good, "scenario"].unique()), plt.cm.tab10.colors[1:]):
+        m = (~good) & (run["scenario"].to_numpy() == scen)
+        ax.scatter(run.loc[m, "lumiId"], run.loc[m, "score"], s=12, color=color,
+                   label=f"bad: {scen}", zorder=3)
+    for name, value in (cutoffs or {}).items():
+        if np.isfinite(value):
+            ax.axhline(value, ls="--", color="black", lw=1)
+            ax.text(run["lumiId"].min(), value, f" {name}", va="bottom", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xlabel("lumisection")
+    ax.set_ylabel("decision value")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig

@@ -130,6 +130,17 @@ def latest_finished_run(experiment_id: str, step: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
+def find_train_run(experiment_id: str, model: str, preprocess_run: str, seed: int) -> str | None:
+    """A finished train run of this model and seed on this preprocessed data, if any."""
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_STEP}` = 'train' and tags.`dc_mlops.model` = '{model}' and "
+                      f"tags.`dc_mlops.preprocess_run` = '{preprocess_run}' and "
+                      f"params.seed = '{seed}' and attributes.status = 'FINISHED'",
+        max_results=1, order_by=["attributes.start_time DESC"])
+    return runs[0].info.run_id if runs else None
+
+
 @dataclass
 class Preprocessed:
     """The splits and feature spec a preprocess run logged."""

@@ -24,6 +24,7 @@ STEPS = {
     "train": "dc_mlops.steps.train:run_train",
     "tune": "dc_mlops.steps.tune:run_tune",
     "evaluate": "dc_mlops.steps.evaluate:run_evaluate",
+    "promote": "dc_mlops.steps.promote:run_promote",
     "main": "dc_mlops.steps.main:run_main",
 }
 

@@ -105,6 +105,15 @@ class EvaluateSettings:
 
 
 @dataclass(frozen=True)
+class PromoteSettings:
+    """Make the best evaluated candidate the Production certifier, if it beats the champion."""
+
+    pd: str = _p("JetHT", "primary dataset (registered model dc-certifier-<pd>)")
+    metric: str = _p("test_automation_rate", "figure to maximise; ties broken by test_roc_auc")
+    evaluation_run: str = _p("", "run id of the evaluate run; empty: the latest of the PD")
+
+
+@dataclass(frozen=True)
 class MainSettings:
     """The whole chain on the simulator."""
 
@@ -119,6 +128,7 @@ ENTRY_POINTS: dict[str, type] = {
     "train": TrainSettings,
     "tune": TuneSettings,
     "evaluate": EvaluateSettings,
+    "promote": PromoteSettings,
     "main": MainSettings,
 }
 

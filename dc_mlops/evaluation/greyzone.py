@@ -79,7 +79,12 @@ def decide(scores: np.ndarray, cut: Cutoffs) -> np.ndarray:
 def grey_zone_metrics(scores: np.ndarray, labels: np.ndarray, cut: Cutoffs,
                       prefix: str = "test") -> dict[str, float]:
     """Automation rate and the measured error rates of the two automatic decisions."""
-    d = decide(scores, cut)
+    return decision_metrics(decide(scores, cut), labels, prefix)
+
+
+def decision_metrics(d: np.ndarray, labels: np.ndarray, prefix: str = "test") -> dict[str, float]:
+    """The same figures from GOOD/GREY/BAD decisions already made (e.g. by a pyfunc model)."""
+    d = np.asarray(d).astype(str)
     labels = np.asarray(labels).astype(int)
     good, bad = labels == 0, labels == 1
     return {

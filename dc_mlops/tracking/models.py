@@ -63,3 +63,9 @@ def log_detector_model(detector: Detector, spec: dict, example: pd.DataFrame,
 
 def load_model(uri: str):
     return mlflow.pyfunc.load_model(uri)
+
+
+def load_detector_and_spec(uri: str) -> tuple[Detector, dict]:
+    """The detector and spec inside a logged dc_mlops model (to re-log it as a certifier)."""
+    model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    return model.detector, dict(model.spec)

@@ -207,5 +207,10 @@ def download(run_id: str, artifact_path: str, dst: str | None = None) -> Path:
                                                     dst_path=dst))
 
 
+def read_csv_artifact(run_id: str, path: str) -> pd.DataFrame:
+    with tempfile.TemporaryDirectory() as tmp:
+        return pd.read_csv(download(run_id, path, tmp))
+
+
 def run_info(run_id: str):
     return MlflowClient().get_run(run_id)

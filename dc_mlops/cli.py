@@ -25,6 +25,7 @@ STEPS = {
     "tune": "dc_mlops.steps.tune:run_tune",
     "evaluate": "dc_mlops.steps.evaluate:run_evaluate",
     "promote": "dc_mlops.steps.promote:run_promote",
+    "certify": "dc_mlops.steps.certify:run_certify",
     "main": "dc_mlops.steps.main:run_main",
 }
 

@@ -114,6 +114,19 @@ class PromoteSettings:
 
 
 @dataclass(frozen=True)
+class CertifySettings:
+    """Certify every LS of a new era with the Production certifier of a PD."""
+
+    pd: str = _p("JetHT", "primary dataset (the certifier dc-certifier-<pd>)")
+    data: str = _p("", "the new era: simulated era folder, feature table or raw histograms")
+    out: str = _p("certification", "output folder (must not exist or be empty)")
+    model_uri: str = _p("", "model to use; empty: models:/dc-certifier-<pd>@production")
+    golden_json: str = _p("", "a Golden JSON of the era, to report agreement (an era folder "
+                              "brings its own)")
+    min_events: int = _p(500, "LS with fewer events are not certified (low statistics)")
+
+
+@dataclass(frozen=True)
 class MainSettings:
     """The whole chain on the simulator."""
 
@@ -129,6 +142,7 @@ ENTRY_POINTS: dict[str, type] = {
     "tune": TuneSettings,
     "evaluate": EvaluateSettings,
     "promote": PromoteSettings,
+    "certify": CertifySettings,
     "main": MainSettings,
 }
 

@@ -40,6 +40,8 @@ class LabelOptions:
     dcs_bad: str = ""
     human_bad: str = ""
     failures: str = ""
+    #: certify reads new eras that may have no Golden JSON yet: labels then stay unknown (-1)
+    required: bool = True
 
 
 @dataclass
@@ -94,8 +96,8 @@ def _from_era_folder(path: Path, pd_name: str, labels: LabelOptions, representat
     info = pd.read_parquet(path / ERA_FILES["lumisections"]) \
         if (path / ERA_FILES["lumisections"]).is_file() else None
     folder_labels = LabelOptions(
-        golden_json=labels.golden_json or str(path / ERA_FILES["golden"]),
-        label_column=labels.label_column,
+        golden_json=labels.golden_json or _if_file(path / ERA_FILES["golden"]),
+        label_column=labels.label_column, required=labels.required,
         dcs_bad=labels.dcs_bad or _if_file(path / ERA_FILES["dcs_bad"]),
         human_bad=labels.human_bad,
         failures=labels.failures or _if_file(path / ERA_FILES["failures"]),
@@ -180,6 +182,10 @@ def _labels(frame: pd.DataFrame, labels: LabelOptions, where: str,
     elif column_labels is not None:
         good = column_labels.reindex(pd.MultiIndex.from_arrays([runs, ls])).fillna(False)
         golden = CertJSON.from_lumisections(runs[good.to_numpy()], ls[good.to_numpy()])
+    elif not labels.required:
+        n = len(frame)
+        return pd.DataFrame({"label": np.full(n, -1, np.int8), "origin": [""] * n,
+                             "subsystem": [""] * n, "scenario": [""] * n})
     else:
         raise DataError(f"{where}: no labels: give golden_json (a Golden JSON) or label_column")
     sources = LabelSources(

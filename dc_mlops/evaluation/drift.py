@@ -29,3 +29,29 @@ def _row(name: str, s: np.ndarray, ref: np.ndarray) -> dict:
             "q90": float(np.quantile(s, 0.9)), "q99": float(np.quantile(s, 0.99)),
             "median_ratio_to_calib": float(np.median(s) / max(np.median(ref), 1e-300)),
             "ks_distance": float(ks.statistic) if ks is not None else 0.0}
+
+
+def domain_report(X: np.ndarray, names: list[str], feature_min: list[float],
+                  feature_max: list[float], scores: np.ndarray, calib_scores: np.ndarray,
+                  max_ks: float = 0.3, max_outside: float = 0.05) -> dict:
+    """Is a new era within the model's domain? Feature ranges and score drift.
+
+    A LS is outside when any feature leaves the range seen in the fitted good LS (widened by
+    10 % of that range); the era is flagged when more than ``max_outside`` of its LS are
+    outside, or when its scores' KS distance to the calibration scores exceeds ``max_ks``.
+    """
+    lo, hi = np.asarray(feature_min), np.asarray(feature_max)
+    pad = 0.1 * (hi - lo)
+    outside = (X < lo - pad) | (X > hi + pad)
+    per_feature = outside.mean(axis=0)
+    worst = np.argsort(-per_feature)[:5]
+    ks = float(ks_2samp(scores, calib_scores).statistic) if len(scores) else 0.0
+    share = float(outside.any(axis=1).mean()) if len(X) else 0.0
+    return {
+        "share_ls_outside_ranges": share,
+        "features_most_outside": {names[i]: float(per_feature[i]) for i in worst if per_feature[i] > 0},
+        "score_ks_distance_to_calibration": ks,
+        "median_score_ratio_to_calibration": float(np.median(scores) / max(np.median(calib_scores), 1e-300))
+        if len(scores) else 0.0,
+        "in_domain": bool(share <= max_outside and ks <= max_ks),
+    }

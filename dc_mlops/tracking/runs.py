@@ -119,6 +119,10 @@ def log_frame(frame: pd.DataFrame, artifact_path: str, name: str, fmt: str = "pa
         mlflow.log_artifact(str(path), artifact_path or None)
 
 
+def log_artifacts(folder: Path, artifact_path: str) -> None:
+    mlflow.log_artifacts(str(folder), artifact_path)
+
+
 def set_tag(key: str, value: str) -> None:
     mlflow.set_tag(key, value)
 

@@ -1,0 +1,149 @@
+"""The objective: data → model → fit → one number, with pruning and one MLflow run per trial.
+
+The number is ``val_roc_auc``: ROC AUC of the decision values on a labelled validation set
+drawn from earlier runs only: the good LS of the ``val`` split and the ``known_bad`` split
+(bad LS of the train/val/calib runs, with their origin, subsystem and failure scenario).
+The test split is never read. Beside it each trial reports ``val_pr_auc``, the ROC AUC per
+subsystem, and the good-LS reconstruction loss (``best_val_recon``, autoencoders) or the
+mean good-LS decision value (baselines).
+
+Pruning: an autoencoder reports ``-val_recon`` after every epoch (the study maximises, so
+the intermediate value is "higher is better" too; the reconstruction term alone, so trials
+with different λ compare on the same scale) and the pruner stops trials that lag the
+median. A non-finite loss or score raises :class:`DivergedError`: the trial is recorded as
+FAIL and the study goes on.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+
+from dc_mlops.data.tables import feature_matrix
+from dc_mlops.detectors import registry
+from dc_mlops.errors import DataError
+from dc_mlops.evaluation.metrics import detection_metrics
+from dc_mlops.tracking import runs as tr
+from dc_mlops.tracking.studies import TrialRun
+from dc_mlops.tuning.spaces import suggest
+
+log = logging.getLogger("dc_mlops")
+OBJECTIVE_METRIC = "val_roc_auc"
+
+
+class DivergedError(RuntimeError):
+    """Training produced NaN/inf: the trial fails, the study continues."""
+
+
+@dataclass
+class TuningData:
+    """Loaded once per process: training LS, good validation LS, the labelled set."""
+
+    X_train: np.ndarray
+    X_val: np.ndarray
+    X_eval: np.ndarray
+    y_eval: np.ndarray
+    subsystem_eval: np.ndarray
+    feature_names: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, preprocess_run: str) -> "TuningData":
+        data = tr.load_preprocessed(preprocess_run, parts=("train", "val", "known_bad"))
+        names = data.spec["feature_names"]
+        val, bad = data.splits["val"], data.splits["known_bad"]
+        if len(bad) == 0:
+            raise DataError(f"preprocess run {preprocess_run} has no known bad LS: tuning scores "
+                            "trials on bad LS of earlier runs (Golden JSON / failure lists)")
+        if len(val) == 0:
+            raise DataError(f"preprocess run {preprocess_run} has an empty val split")
+        X_val = feature_matrix(val, names, "val split")
+        X_bad = feature_matrix(bad, names, "known_bad split")
+        subsystem = np.concatenate([np.full(len(val), "good", dtype=object),
+                                    bad["subsystem"].replace("", "unknown").to_numpy(dtype=object)])
+        return cls(X_train=feature_matrix(data.splits["train"], names, "train split"),
+                   X_val=X_val, X_eval=np.vstack([X_val, X_bad]),
+                   y_eval=np.r_[np.zeros(len(val), int), np.ones(len(bad), int)],
+                   subsystem_eval=subsystem, feature_names=list(names))
+
+
+@dataclass
+class Objective:
+    """Callable for ``study.optimize``; one instance per worker, the data shared by trials."""
+
+    model: str
+    data: TuningData
+    experiment_id: str
+    parent_run_id: str
+    seed: int = 0
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    worker: int = 0
+    run_tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = suggest(trial, self.model, self.fixed)
+        trial.set_user_attr("detector_params", params)
+        trial.set_user_attr("worker", self.worker)
+        if registry.family(self.model) == "autoencoder":
+            import keras
+            keras.backend.clear_session()  # free the graphs of earlier trials
+        detector = registry.build(self.model, **{"seed": self.seed, **params})
+        run = TrialRun.start(self.experiment_id, self.parent_run_id, trial.number,
+                             {"model": self.model, "trial": trial.number, "worker": self.worker,
+                              **_flat(detector.get_params())}, dict(self.run_tags))
+        trial.set_user_attr("mlflow_run_id", run.run_id)
+        try:
+            detector.fit(self.data.X_train, self.data.X_val,
+                         on_epoch_end=_epoch_hook(trial, run))
+            metrics = evaluate(detector, self.data)
+        except optuna.TrialPruned as exc:
+            run.finish("PRUNED", reason=str(exc))
+            raise
+        except BaseException as exc:
+            run.finish("FAIL", reason=f"{type(exc).__name__}: {exc}")
+            raise
+        value = metrics[OBJECTIVE_METRIC]
+        run.log_metrics(metrics)
+        for key in ("val_pr_auc", "best_val_recon", "val_good_score_mean"):
+            if key in metrics:
+                trial.set_user_attr(key, metrics[key])
+        run.finish("COMPLETE", value)
+        return value
+
+
+def _epoch_hook(trial: optuna.Trial, run: TrialRun):
+    def hook(epoch: int, logs: dict[str, float]) -> None:
+        run.log_metrics(logs, step=epoch)
+        bad = [k for k, v in logs.items() if not math.isfinite(v)]
+        if bad:
+            raise DivergedError(f"{', '.join(bad)} not finite at epoch {epoch}")
+        recon = logs.get("val_recon", logs["val_loss"])
+        trial.report(-recon, epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"val_recon {recon:.6g} at epoch {epoch} lags the median")
+    return hook
+
+
+def evaluate(detector, data: TuningData) -> dict[str, float]:
+    """Detection metrics on the labelled validation set, and the good-LS loss beside them."""
+    scores = detector.score(data.X_eval)
+    if not np.isfinite(scores).all():
+        raise DivergedError("non-finite decision values on the validation set")
+    metrics = detection_metrics(data.y_eval, scores, "val", data.subsystem_eval)
+    metrics["fit_seconds"] = detector.fit_seconds_
+    history = detector.history_
+    if history.get("val_recon"):
+        metrics["best_val_recon"] = float(np.min(history["val_recon"]))
+        metrics["best_val_loss"] = float(np.min(history["val_loss"]))
+        metrics["n_epochs"] = len(history["val_loss"])
+    else:
+        metrics["val_good_score_mean"] = float(scores[data.y_eval == 0].mean())
+    return metrics
+
+
+def _flat(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in params.items()}

@@ -1,0 +1,7 @@
+"""MLflow entry point `certify`: parses the parameters and calls dc_mlops (no logic here)."""
+import sys
+
+from dc_mlops.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["certify", *sys.argv[1:]]))

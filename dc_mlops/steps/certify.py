@@ -87,8 +87,8 @@ def run_certify(s: CertifySettings) -> CertifyResult:
                     domain["score_ks_distance_to_calibration"])
     summary = _summary(s, uri, spec, frame, ls, low, domain)
     grey = _grey_zone(model, ls, spec)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.partial-", dir=out.parent if
-                                     str(out.parent) else ".") as tmp:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.partial-", dir=out.parent) as tmp:
         staging = Path(tmp) / "out"
         _write(staging, ls, grey, frame[low], summary)
         exp = tr.ensure_experiment(tr.experiment_name(s.pd))

@@ -23,8 +23,9 @@ def detection_metrics(labels: np.ndarray, scores: np.ndarray, prefix: str = "tes
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, dtype=np.float64)
     out: dict[str, float] = {}
-    if labels.min() == labels.max():
-        return out
+    if len(labels) == 0 or labels.min() == labels.max():
+        # one class only (e.g. a test split without bad LS): AUCs are undefined, not missing
+        return {f"{prefix}_roc_auc": float("nan"), f"{prefix}_pr_auc": float("nan")}
     out[f"{prefix}_roc_auc"] = float(roc_auc_score(labels, scores))
     out[f"{prefix}_pr_auc"] = float(average_precision_score(labels, scores))
     if groups is not None:

@@ -110,7 +110,8 @@ def run_certify(s: CertifySettings) -> CertifyResult:
 def _summary(s, uri, spec, frame, ls, low, domain) -> dict:
     d = ls["decision"].to_numpy()
     summary = {
-        "pd": s.pd, "data": s.data, "model_uri": uri, "model": spec.get("model"),
+        "pd": s.pd, "data": str(Path(s.data).resolve()), "model_uri": uri,
+        "model": spec.get("model"),
         "thresholds": spec["thresholds"],
         "counts": {"ls_total": int(len(frame)), "ls_low_statistics": int(low.sum()),
                    "ls_good": int((d == GOOD).sum()), "ls_bad": int((d == BAD).sum()),

@@ -89,7 +89,7 @@ def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult
                        n_train=len(X_train), n_test=len(test))
         if detector.history_.get("val_loss"):
             metrics["best_val_loss"] = float(np.min(detector.history_["val_loss"]))
-        tr.log_metrics(metrics)
+        tr.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         _log_artifacts(detector, test, scores, names, s)
         uri = log_detector_model(detector, {**spec, "model": s.model}, data.splits["val"].head(50))
         tr.set_tag("dc_mlops.model_uri", uri)

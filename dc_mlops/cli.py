@@ -57,11 +57,26 @@ def main(argv: list[str] | None = None) -> int:
     cls = ENTRY_POINTS[args.entry]
     settings = cls(**{k: v for k, v in vars(args).items() if k in parameters(cls)})
     try:
+        if args.entry != "simulate":
+            from dc_mlops.tracking.runs import check_tracking
+            check_tracking()
         _step(args.entry)(settings)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - the tracking server failing midway
+        if _is_tracking_failure(exc):
+            print(f"error: the MLflow tracking server failed during {args.entry}: "
+                  f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+            return 3
+        raise
     return 0
+
+
+def _is_tracking_failure(exc: Exception) -> bool:
+    import requests
+    from mlflow.exceptions import MlflowException
+    return isinstance(exc, (MlflowException, requests.RequestException, ConnectionError))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,37 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
+#: a shared tracking server that goes away must give a clear error in seconds, not a hang:
+#: MLflow's defaults retry for minutes. Users can still override each through the environment.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+
+
+def check_tracking() -> None:
+    """Fail fast, in one line, when the tracking server is unreachable."""
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    import requests
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=10).raise_for_status()
+    except requests.RequestException as exc:
+        raise DataError(f"cannot reach the MLflow tracking server at {_redact(uri)}: "
+                        f"{type(exc).__name__}") from None
+
+
+def _redact(uri: str) -> str:
+    """A URL without its user:password part, safe to print or log."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(uri)
+    if parts.password is None and parts.username is None:
+        return uri
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
+
+
 def experiment_name(pd_name: str) -> str:
     return f"{EXPERIMENT_PREFIX}{Path(pd_name).stem if pd_name.endswith(('.yaml', '.yml', '.json')) else pd_name}"
 

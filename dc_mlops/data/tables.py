@@ -66,7 +66,9 @@ def validate_features(df: pd.DataFrame, fs: FeatureSet, where: str,
     if extra:
         raise DataError(f"{where}: column {extra[0]!r} is not a feature of PD {fs.name} "
                         f"({len(extra)} extra columns)")
-    values = df[expected].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    numeric = all(pd.api.types.is_numeric_dtype(t) for t in df[expected].dtypes)
+    frame = df[expected] if numeric else df[expected].apply(pd.to_numeric, errors="coerce")
+    values = frame.to_numpy(np.float32)  # one copy, in the precision detectors use
     bad = ~np.isfinite(values)
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
@@ -77,8 +79,8 @@ def validate_features(df: pd.DataFrame, fs: FeatureSet, where: str,
         row = int(np.flatnonzero(dup.to_numpy())[0])
         raise DataError(f"{where}: row {row}: duplicated (run, LS) = "
                         f"({df['runId'].iloc[row]}, {df['lumiId'].iloc[row]})")
-    out = df.copy()
-    out[expected] = values
+    out = pd.concat([df.drop(columns=expected), pd.DataFrame(values, columns=expected,
+                                                             index=df.index)], axis=1)
     for col in ("lumi", "EventsPerLs"):
         if col not in out.columns:
             out[col] = np.nan if col == "lumi" else np.inf
@@ -87,9 +89,12 @@ def validate_features(df: pd.DataFrame, fs: FeatureSet, where: str,
 
 def feature_matrix(df: pd.DataFrame, feature_names: list[str], where: str = "data") -> np.ndarray:
     """The model's input matrix; refuses a table whose features differ from the model's."""
-    cols = set(canonical_columns(df.head(0)).columns)
-    missing = [c for c in feature_names if c not in cols]
+    original = dict(zip(canonical_columns(df.head(0)).columns, df.columns))  # canonical -> own
+    missing = [c for c in feature_names if c not in original]
     if missing:
         raise DataError(f"{where}: lacks feature {missing[0]!r} that the model expects "
                         f"({len(missing)} missing); was it made for another PD or representation?")
-    return canonical_columns(df)[feature_names].to_numpy(np.float32)
+    out = np.empty((len(df), len(feature_names)), dtype=np.float32)
+    for j, name in enumerate(feature_names):  # column by column: no full-table copy
+        out[:, j] = df[original[name]].to_numpy()
+    return out

@@ -126,11 +126,21 @@ class Detector(ABC):
             raise DataError(f"{self.name} is not fitted yet: call fit() or load() first")
 
     def _batches(self, X: Any):
+        """Validated float64 batches; a float32 era is converted one batch at a time."""
         self._check_fitted()
-        X = check_matrix(X, "data", self.n_features_in_)
+        if isinstance(X, np.ndarray) and X.dtype == np.float32 and X.ndim == 2:
+            X = check_matrix(X[:0], "data", self.n_features_in_) if len(X) == 0 else X
+            if X.shape[1] != self.n_features_in_:
+                raise DataError(f"data has {X.shape[1]} features, the model expects "
+                                f"{self.n_features_in_}")
+            if not np.isfinite(X).all():
+                bad = int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0])
+                raise DataError(f"data has NaN or inf values (first in row {bad})")
+        else:
+            X = check_matrix(X, "data", self.n_features_in_)
         step = max(1, int(self.score_batch_size))
         for start in range(0, X.shape[0], step):
-            yield X[start:start + step]
+            yield X[start:start + step].astype(np.float64, copy=False)
 
     def score(self, X: Any) -> np.ndarray:
         """Decision value per LS, shape (n,), higher = more anomalous; scored batch by batch."""

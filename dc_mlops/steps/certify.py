@@ -74,8 +74,10 @@ def run_certify(s: CertifySettings) -> CertifyResult:
     low = frame["EventsPerLs"].to_numpy() < s.min_events
     ls = frame[~low].reset_index(drop=True)
     X = feature_matrix(ls, spec["feature_names"], s.data)
+    ls = ls.drop(columns=spec["feature_names"])  # from here on the matrix X is the features
     log.info("certify: scoring %d LS of %s with %s", len(ls), s.data, uri)
-    scored = model.predict(ls[spec["feature_names"]].astype(np.float64))
+    # the pyfunc's own scoring, on the float32 matrix (no float64 DataFrame of the whole era)
+    scored = model.unwrap_python_model().decide(X)
     ls["score"], ls["decision"] = scored["score"].to_numpy(), scored["decision"].to_numpy()
     domain = domain_report(X, spec["feature_names"], spec["feature_min"], spec["feature_max"],
                            ls["score"].to_numpy(), np.asarray(spec["calibration_scores"]))
@@ -86,7 +88,7 @@ def run_certify(s: CertifySettings) -> CertifyResult:
                     100 * domain["share_ls_outside_ranges"],
                     domain["score_ks_distance_to_calibration"])
     summary = _summary(s, uri, spec, frame, ls, low, domain)
-    grey = _grey_zone(model, ls, spec)
+    grey = _grey_zone(model, ls, X, spec)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.partial-", dir=out.parent) as tmp:
         staging = Path(tmp) / "out"
@@ -126,20 +128,33 @@ def _summary(s, uri, spec, frame, ls, low, domain) -> dict:
     return summary
 
 
-def _grey_zone(model, ls: pd.DataFrame, spec: dict) -> pd.DataFrame:
-    grey = ls[ls["decision"] == GREY][["runId", "lumiId", "score"]].rename(
+def _grey_zone(model, ls: pd.DataFrame, X: np.ndarray, spec: dict, batch: int = 16384
+               ) -> pd.DataFrame:
+    """Grey-zone LS with the histograms that contribute most to each score.
+
+    Contributions are summed per histogram batch by batch (an indicator-matrix product), so
+    an era with 10^5 grey LS never holds its (n_LS, n_features) contribution matrix.
+    """
+    mask = (ls["decision"] == GREY).to_numpy()
+    grey = ls.loc[mask, ["runId", "lumiId", "score"]].rename(
         columns={"runId": "run", "lumiId": "ls"}).reset_index(drop=True)
     detector = model.unwrap_python_model().detector
-    if len(grey) and detector.supports_explain:
-        contrib = pd.DataFrame(detector.explain(
-            ls.loc[ls["decision"] == GREY, spec["feature_names"]].to_numpy(np.float64)),
-            columns=spec["feature_names"])
-        per_hist = contrib.T.groupby(lambda f: f.rsplit("_", 1)[0]).sum().T
-        share = per_hist.div(per_hist.sum(axis=1).replace(0, 1), axis=0)
-        top = np.argsort(-share.to_numpy(), axis=1)[:, :TOP_HISTOGRAMS]
-        cols = share.columns.to_numpy()
-        grey["top_histograms"] = [", ".join(f"{cols[j]} ({share.iat[i, j]:.0%})" for j in row)
-                                  for i, row in enumerate(top)]
+    if not len(grey) or not detector.supports_explain:
+        return grey
+    names = spec["feature_names"]
+    hists = list(dict.fromkeys(f.rsplit("_", 1)[0] for f in names))
+    member = np.zeros((len(names), len(hists)))
+    member[np.arange(len(names)), [hists.index(f.rsplit("_", 1)[0]) for f in names]] = 1.0
+    X = X[mask]
+    labels = []
+    for start in range(0, len(X), batch):
+        per_hist = detector.explain(X[start:start + batch]) @ member
+        share = per_hist / np.where(per_hist.sum(axis=1, keepdims=True) > 0,
+                                    per_hist.sum(axis=1, keepdims=True), 1.0)
+        top = np.argsort(-share, axis=1)[:, :TOP_HISTOGRAMS]
+        labels += [", ".join(f"{hists[j]} ({share[i, j]:.0%})" for j in row)
+                   for i, row in enumerate(top)]
+    grey["top_histograms"] = labels
     return grey
 
 

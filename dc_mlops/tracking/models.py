@@ -33,11 +33,15 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         X = feature_matrix(model_input, self.spec["feature_names"], "model input")
+        return self.decide(X)
+
+    def decide(self, X: np.ndarray) -> pd.DataFrame:
+        """Scores (and decisions, once cut-offs are attached) of a feature matrix."""
         scores = self.detector.score(X)
         out = pd.DataFrame({"score": scores})
         cut = self.spec.get("thresholds")
         if cut:
-            out["decision"] = np.where(scores <= cut["t_good"], "GOOD",
+            out["decision"] = np.where(scores < cut["t_good"], "GOOD",
                                        np.where(scores > cut["t_bad"], "BAD", "GREY"))
         return out
 

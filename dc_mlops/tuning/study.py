@@ -116,7 +116,9 @@ def _close_lost_trial_run(study: optuna.Study, trial: optuna.trial.FrozenTrial) 
 
 def fail_stale(study: optuna.Study) -> None:
     """Fail trials of dead workers now (Optuna also does it before each new trial)."""
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 # ---- workers ------------------------------------------------------------------------------

@@ -122,3 +122,75 @@ def test_server_gone_gives_a_clear_error_fast_and_no_output(shared, tmp_path):
         assert proc.stderr.strip().splitlines()[-1].startswith(
             "error: cannot reach the MLflow tracking server at http://127.0.0.1:")
         assert not (tmp_path / "cert").exists()
+
+
+TUNE_WORKER = """
+import logging
+from dc_mlops.settings import TuneSettings
+from dc_mlops.steps.tune import run_tune
+from dc_mlops.tuning.study import TuneOptions
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    run_tune(TuneSettings(model="vanilla_ae", pd="ZeroBias", n_trials={n}, storage="{storage}",
+                          study_name="pg-study", preprocess_run="{pre}"),
+             TuneOptions(fixed={{"hidden": [16], "batch_size": 32, "patience": 500,
+                                 "epochs": {epochs}}},
+                         prune_startup_trials=100, heartbeat_interval=1, grace_period=2,
+                         retrain=False))
+"""
+
+
+def test_two_tune_workers_on_postgres_one_killed_then_resumed(chain, tmp_path):
+    import optuna
+
+    from dc_mlops.settings import TuneSettings
+    from dc_mlops.steps.train import resolve_preprocess_run
+    from dc_mlops.steps.tune import run_tune
+    from dc_mlops.tuning.study import TuneOptions
+
+    storage, pre = chain["optuna"], resolve_preprocess_run("ZeroBias")
+    opts = TuneOptions(fixed={"hidden": [16], "batch_size": 32, "epochs": 3},
+                       prune_startup_trials=100, heartbeat_interval=1, grace_period=2,
+                       retrain=False)
+    # the study and the experiment exist before any worker starts
+    run_tune(TuneSettings(model="vanilla_ae", pd="ZeroBias", n_trials=0, storage=storage,
+                          study_name="pg-study", preprocess_run=pre), opts)
+    procs = []
+    for name, n, epochs in (("slow", 4, 300), ("fast", 3, 3)):
+        script = tmp_path / f"{name}.py"
+        script.write_text(TUNE_WORKER.format(n=n, storage=storage, pre=pre, epochs=epochs))
+        procs.append(subprocess.Popen([sys.executable, str(script)], cwd=tmp_path,
+                                      env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+    slow, fast = procs
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:  # kill the slow worker mid-trial, after a completed trial
+            trials = optuna.load_study(study_name="pg-study", storage=storage).trials
+            done = [t for t in trials if t.state.name == "COMPLETE"]
+            # only the slow worker's trials (300 epochs) get past 3 reported epochs
+            running = [t for t in trials if t.state.name == "RUNNING" and
+                       len(t.intermediate_values) >= 5]
+            if done and running:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the slow worker never got mid-trial")
+        slow.send_signal(9)
+        assert fast.wait(timeout=300) == 0
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    killed = running[0].number
+    time.sleep(3)  # past the grace period
+    run_tune(TuneSettings(model="vanilla_ae", pd="ZeroBias", n_trials=1, storage=storage,
+                          study_name="pg-study", preprocess_run=pre), opts)
+    trials = {t.number: t for t in optuna.load_study(study_name="pg-study", storage=storage).trials}
+    assert trials[killed].state.name == "FAIL"  # only the running trial is lost
+    complete = [t for t in trials.values() if t.state.name == "COMPLETE"]
+    assert len(complete) >= len(done) + 1
+    client = MlflowClient()
+    for t in complete:  # every completed trial is a finished run on the tracking server
+        run = client.get_run(t.user_attrs["mlflow_run_id"])
+        assert run.info.status == "FINISHED"

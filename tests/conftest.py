@@ -1,7 +1,6 @@
 """Shared fixtures: the real CMS files in ../shared/data and a tracking store per test."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

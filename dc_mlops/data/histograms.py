@@ -101,7 +101,7 @@ def from_long_table(table: pa.Table | pd.DataFrame, path: str) -> Histograms:
     runs_all = table.column("run_number").to_numpy().astype(np.int64)
     ls_all = table.column("ls_number").to_numpy().astype(np.int64)
     data = table.column("data").combine_chunks()
-    counts_d, edges_d, keys, order_d = {}, {}, {}, {}
+    counts_d, edges_d, keys = {}, {}, {}
     for me in dict.fromkeys(me_all):
         rows = np.flatnonzero(me_all == me)
         sub = table.take(pa.array(rows))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dc_mlops.data.features import N_SUMMARY, SUMMARY_QUANTILES
+from dc_mlops.data.features import SUMMARY_QUANTILES
 
 
 _CHUNK = 4096  # rows per block: a block's cumulative sums stay in the CPU cache

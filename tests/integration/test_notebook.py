@@ -1,5 +1,4 @@
 """The DC-expert notebook runs top to bottom on a store filled by `main`."""
-import os
 
 import nbformat
 import pytest

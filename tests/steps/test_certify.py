@@ -1,7 +1,6 @@
 """certify a new era with the Production certifier: outputs, atomicity, refusals."""
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 

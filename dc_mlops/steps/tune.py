@@ -19,7 +19,6 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-import mlflow
 
 from dc_mlops.detectors import registry
 from dc_mlops.settings import TrainSettings, TuneSettings
@@ -80,7 +79,7 @@ def run_tune(s: TuneSettings, options: st.TuneOptions | None = None) -> TuneResu
                        "fixed_params": json.dumps(dict(options.fixed), sort_keys=True)})
         spec = st.WorkerSpec(model=s.model, storage=url, study_name=name, preprocess_run=pre_run,
                              experiment_id=exp, parent_run_id=run.info.run_id,
-                             tracking_uri=mlflow.get_tracking_uri(), seed=s.seed,
+                             tracking_uri=tr.tracking_uri(), seed=s.seed,
                              options=options, run_tags=tags,
                              log_level=logging.getLogger("dc_mlops").getEffectiveLevel())
         st.run_workers(spec, devices, s.n_trials, s.timeout)

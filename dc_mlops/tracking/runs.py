@@ -37,6 +37,10 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
+def set_tracking_uri(uri: str) -> None:
+    mlflow.set_tracking_uri(uri)
+
+
 #: a shared tracking server that goes away must give a clear error in seconds, not a hang:
 #: MLflow's defaults retry for minutes. Users can still override each through the environment.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",

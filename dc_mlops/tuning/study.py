@@ -253,8 +253,8 @@ def _worker_entry(spec: WorkerSpec, tickets, deadline: float) -> None:
 
 def worker_main(spec: WorkerSpec, tickets, deadline: float) -> int:
     """Load the data once, then run trials while tickets and time last; returns the count."""
-    import mlflow
-    mlflow.set_tracking_uri(spec.tracking_uri)
+    from dc_mlops.tracking.runs import set_tracking_uri
+    set_tracking_uri(spec.tracking_uri)
     if spec.cpu_threads:
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(spec.cpu_threads)

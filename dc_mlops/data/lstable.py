@@ -20,7 +20,7 @@ from dc_mlops.data.features import FeatureSet, get_feature_set
 from dc_mlops.data.histograms import Histograms, from_wide_table, read_histograms
 from dc_mlops.data.labels import LabelSources, assign_labels, read_bad_list
 from dc_mlops.data.summary import normalised_bins, summarize
-from dc_mlops.data.tables import read_table, validate_features
+from dc_mlops.data.tables import canonical_columns, read_table, validate_features
 from dc_mlops.errors import DataError
 
 ERA_FILES = {
@@ -198,7 +198,6 @@ def _labels(frame: pd.DataFrame, labels: LabelOptions, where: str,
 
 
 def _from_feature_table(df: pd.DataFrame, where: str, pd_name: str, labels: LabelOptions) -> LSTable:
-    from dc_mlops.data.tables import canonical_columns
     hists = sorted({c.rsplit("_", 1)[0] for c in canonical_columns(df.head(0)).columns
                     if "_" in c and c.rsplit("_", 1)[1].isdigit()})
     fs = get_feature_set(pd_name, available=hists)

@@ -68,12 +68,13 @@ def run_evaluate(s: EvaluateSettings) -> EvaluateResult:
     for model in s.model_list:
         for seed in s.seed_list:
             run_id = train_run_for(s, pre_run, model, seed)
-            sc = score_parts(tr.run_info(run_id).data.tags["dc_mlops.model_uri"], data.splits, names)
+            model_uri = tr.run_info(run_id).data.tags["dc_mlops.model_uri"]
+            sc = score_parts(model_uri, data.splits, names)
             cut = fit_cutoffs(sc["calib"], sc["known_bad"], s.max_good_as_bad, s.max_bad_as_good)
             m = detection_metrics(test["label"].to_numpy(), sc["test"], "test")
             m.update(grey_zone_metrics(sc["test"], test["label"].to_numpy(), cut))
             rows.append({"model": model, "seed": seed, "train_run_id": run_id,
-                         "model_uri": tr.run_info(run_id).data.tags["dc_mlops.model_uri"],
+                         "model_uri": model_uri,
                          "t_good": cut.t_good, "t_bad": cut.t_bad, **m})
             scored[(model, seed)] = (sc, cut)
             log.info("evaluate %s seed %d: automation %.3f, bad->GOOD %.4f, good->BAD %.4f, "

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from dc_mlops.errors import DataError
-from dc_mlops.settings import ENTRY_POINTS, parameters
+from dc_mlops.settings import ENTRY_POINTS, _bool, parameters
 
 
 # entry -> "module:function"; imported only when called, so `dc-mlops preprocess` never
@@ -26,6 +26,7 @@ STEPS = {
     "evaluate": "dc_mlops.steps.evaluate:run_evaluate",
     "promote": "dc_mlops.steps.promote:run_promote",
     "certify": "dc_mlops.steps.certify:run_certify",
+    "review": "dc_mlops.steps.review:run_review",
     "main": "dc_mlops.steps.main:run_main",
 }
 
@@ -35,16 +36,23 @@ def _step(entry: str) -> Callable:
     return getattr(importlib.import_module(module), func)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad option is one line on stderr and exit code 2, like any other bad input."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dc-mlops", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="dc-mlops", description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="entry", required=True)
     for entry, cls in ENTRY_POINTS.items():
         p = sub.add_parser(entry, help=(cls.__doc__ or "").splitlines()[0],
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         for name, (typ, default, help_) in parameters(cls).items():
-            p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=default,
-                           help=help_)
+            p.add_argument(f"--{name.replace('_', '-')}", dest=name,
+                           type=_bool if typ is bool else typ, default=default, help=help_)
     return parser
 
 
@@ -55,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("alembic", "mlflow", "urllib3", "botocore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     cls = ENTRY_POINTS[args.entry]
-    settings = cls(**{k: v for k, v in vars(args).items() if k in parameters(cls)})
     try:
+        # every parameter is checked here, before any data is read or any run starts
+        settings = cls(**{k: v for k, v in vars(args).items() if k in parameters(cls)})
         if args.entry != "simulate":
             from dc_mlops.tracking.runs import check_tracking
             check_tracking()

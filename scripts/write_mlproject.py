@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dc_mlops.settings import ENTRY_POINTS, parameters
 
-TYPES = {int: "int", float: "float", str: "string"}
+TYPES = {int: "int", float: "float", str: "string", bool: "string"}
 
 
 def render() -> str:
@@ -17,7 +17,10 @@ def render() -> str:
         params = parameters(cls)
         lines += [f"  {entry}:", "    parameters:"]
         for name, (typ, default, _) in params.items():
-            value = f'"{default}"' if isinstance(default, str) else default
+            if isinstance(default, bool):
+                value = f'"{str(default).lower()}"'
+            else:
+                value = f'"{default}"' if isinstance(default, str) else default
             lines.append(f"      {name}: {{type: {TYPES[typ]}, default: {value}}}")
         args = " ".join(f"--{n.replace('_', '-')} {{{n}}}" for n in params)
         lines.append(f'    command: "python entrypoints/{entry}.py {args}"')

@@ -9,7 +9,7 @@ from dc_mlops.settings import ENTRY_POINTS, parameters
 from tests.conftest import REPO
 
 MLPROJECT = yaml.safe_load((REPO / "MLproject").read_text())
-TYPES = {int: "int", float: "float", str: "string"}
+TYPES = {int: "int", float: "float", str: "string", bool: "string"}
 
 
 def test_every_entry_point_is_declared():
@@ -24,7 +24,7 @@ def test_parameters_match_settings_and_reach_the_command(entry):
     for name, (typ, default, _) in declared.items():
         p = spec["parameters"][name]
         assert p["type"] == TYPES[typ], name
-        assert p["default"] == default, name
+        assert p["default"] == (str(default).lower() if isinstance(default, bool) else default), name
         assert f"--{name.replace('_', '-')} {{{name}}}" in spec["command"], name
     assert re.match(rf"python entrypoints/{entry}\.py ", spec["command"])
     assert (REPO / "entrypoints" / f"{entry}.py").is_file()

@@ -55,7 +55,8 @@ def detector_params(s: TrainSettings) -> dict:
     accepted = registry.default_params(s.model)
     common = {"epochs": s.epochs, "batch_size": s.batch_size,
               "learning_rate": s.learning_rate, "seed": s.seed}
-    return {k: v for k, v in common.items() if k in accepted}
+    # 0 means "the detector's own default" (the preset's)
+    return {k: v for k, v in common.items() if k in accepted and (k == "seed" or v)}
 
 
 def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult:

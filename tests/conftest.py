@@ -29,3 +29,38 @@ def tracking(tmp_path, monkeypatch) -> str:
     while mlflow.active_run():
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
+
+
+# ---- a small preprocessed era, an evaluation and a promoted certifier (step and integration
+# tests share them)
+
+#: a walk over a 16-run era that certifies its last 10 runs in 3 steps
+SMALL_WALK = dict(window_runs=6, calib_runs=2, step_runs=4, conditions="none")
+
+
+@pytest.fixture
+def preprocessed(tracking, tmp_path):
+    from dc_mlops.settings import PreprocessSettings
+    from dc_mlops.steps.preprocess import run_preprocess
+    from tests.steps.test_preprocess import make_era
+    era = make_era(tmp_path / "era", n_runs=16, n_ls=40)
+    return run_preprocess(PreprocessSettings(pd="ZeroBias", data=str(era))).run_id
+
+
+@pytest.fixture
+def evaluated(preprocessed):
+    from dc_mlops.settings import EvaluateSettings
+    from dc_mlops.steps.evaluate import run_evaluate
+    return preprocessed, run_evaluate(EvaluateSettings(
+        pd="ZeroBias", models="pca,iforest", seeds="0", preprocess_run=preprocessed,
+        **SMALL_WALK))
+
+
+@pytest.fixture
+def production(evaluated, tmp_path):
+    """A promoted ZeroBias certifier and a new era (5 runs) to certify."""
+    from dc_mlops.settings import PromoteSettings
+    from dc_mlops.steps.promote import run_promote
+    from tests.steps.test_preprocess import make_era
+    assert run_promote(PromoteSettings(pd="ZeroBias")).promoted
+    return make_era(tmp_path / "new_era", n_runs=5, n_ls=40, seed=7)

@@ -127,9 +127,15 @@ class CertJSON:
     def to_dict(self) -> dict[str, list[list[int]]]:
         return {str(r): [[a, b] for a, b in rr] for r, rr in self.ranges.items()}
 
+    def to_text(self) -> str:
+        """The usual layout of CMS certification JSONs: sorted runs, merged ranges, one run
+        per line, so a DC expert can read and diff it."""
+        lines = [f'  "{r}": {json.dumps([[a, b] for a, b in rr])}' for r, rr in self.ranges.items()]
+        return "{\n" + ",\n".join(lines) + "\n}\n" if lines else "{}\n"
+
     def write(self, path: str | Path) -> None:
-        """Write atomically: a reader never sees a half-written JSON."""
-        write_text_atomic(Path(path), json.dumps(self.to_dict(), indent=None) + "\n")
+        """Write atomically (a reader never sees a half-written JSON), world-readable."""
+        write_text_atomic(Path(path), self.to_text())
 
 
 def _merge(pairs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -160,6 +166,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

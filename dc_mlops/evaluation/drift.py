@@ -33,25 +33,48 @@ def _row(name: str, s: np.ndarray, ref: np.ndarray) -> dict:
 
 def domain_report(X: np.ndarray, names: list[str], feature_min: list[float],
                   feature_max: list[float], scores: np.ndarray, calib_scores: np.ndarray,
-                  max_ks: float = 0.3, max_outside: float = 0.05) -> dict:
-    """Is a new era within the model's domain? Feature ranges and score drift.
+                  conditions: np.ndarray | None = None,
+                  conditions_range: tuple[float, float] | None = None,
+                  max_ks: float = 0.3, max_outside: float = 0.25) -> dict:
+    """Is a new era within the model's domain (SPEC §7)? Feature ranges, conditions range
+    and score drift against the calibration LS.
 
     A LS is outside when any feature leaves the range seen in the fitted good LS (widened by
-    10 % of that range); the era is flagged when more than ``max_outside`` of its LS are
-    outside, or when its scores' KS distance to the calibration scores exceeds ``max_ks``.
+    10 % of that range), or when its condition (pile-up or lumi) leaves the fitted range; the
+    era is out of domain when more than ``max_outside`` of its LS are outside either way, or
+    when its scores' KS distance to the calibration scores exceeds ``max_ks``. ``reasons``
+    says which, in words a DC expert can act on. The limits are loose on purpose: failures
+    (a few per cent of LS) leave the ranges too, and must not make an era look foreign; a
+    shifted era moves most of its LS.
     """
     lo, hi = np.asarray(feature_min), np.asarray(feature_max)
     pad = 0.1 * (hi - lo)
     outside = (X < lo - pad) | (X > hi + pad)
-    per_feature = outside.mean(axis=0)
+    per_feature = outside.mean(axis=0) if len(X) else np.zeros(len(names))
     worst = np.argsort(-per_feature)[:5]
     ks = float(ks_2samp(scores, calib_scores).statistic) if len(scores) else 0.0
     share = float(outside.any(axis=1).mean()) if len(X) else 0.0
+    c_share = 0.0
+    if conditions is not None and conditions_range is not None and len(conditions):
+        c = np.asarray(conditions, dtype=np.float64)
+        c_share = float(np.mean((c < conditions_range[0]) | (c > conditions_range[1])))
+    reasons = []
+    if share > max_outside:
+        reasons.append(f"{share:.1%} of LS leave the trained feature ranges")
+    if c_share > max_outside:
+        reasons.append(f"{c_share:.1%} of LS lie outside the fitted conditions range "
+                       f"{conditions_range[0]:.3g}-{conditions_range[1]:.3g}")
+    if ks > max_ks:
+        reasons.append(f"the score distribution moved from the calibration LS (KS distance "
+                       f"{ks:.2f} > {max_ks})")
     return {
         "share_ls_outside_ranges": share,
-        "features_most_outside": {names[i]: float(per_feature[i]) for i in worst if per_feature[i] > 0},
+        "share_ls_outside_conditions": c_share,
+        "features_most_outside": {names[i]: float(per_feature[i]) for i in worst
+                                  if per_feature[i] > 0},
         "score_ks_distance_to_calibration": ks,
-        "median_score_ratio_to_calibration": float(np.median(scores) / max(np.median(calib_scores), 1e-300))
-        if len(scores) else 0.0,
-        "in_domain": bool(share <= max_outside and ks <= max_ks),
+        "median_score_ratio_to_calibration": float(np.median(scores) / max(np.median(
+            calib_scores), 1e-300)) if len(scores) else 0.0,
+        "in_domain": not reasons,
+        "reasons": reasons,
     }

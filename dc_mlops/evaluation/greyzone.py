@@ -1,37 +1,59 @@
-"""The grey zone: two cut-offs that split decision values into GOOD, GREY and BAD (SPEC §4).
+"""The grey zone: two cut-offs that split decision values into GOOD, GREY and BAD (SPEC §4.3).
 
-* BAD cut-off ``t_bad`` from held-out good LS (the calibration split), as a conformal
-  p-value: a LS is flagged BAD when p = (1 + #{calibration scores >= s}) / (n + 1) <= alpha.
-  For exchangeable good LS this bounds the share of good LS flagged BAD by alpha in finite
-  samples (not only on average over large n): the guarantee a DC expert can trust.
-* GOOD cut-off ``t_good`` from known bad LS (bad LS of earlier runs): a LS is certified GOOD
-  when its score is below the (floor(beta m) + 1)-th smallest known-bad score, so at most a
-  share beta of the known bad LS would have been certified. Bad LS are neither exchangeable
-  nor plentiful, so this side is empirical; its test-set rate is always reported beside it.
+This module is the one place where a score becomes a decision (``decide``) and where the
+decision figures of SPEC §4.2 are computed (``decision_metrics``).
 
-Both cut-offs are computed without the test set. Scores equal to a cut-off fall in the grey
-zone: GOOD is ``s < t_good``, BAD is ``s > t_bad``.
+* BAD cut-off ``t_bad`` from held-out good LS (calibration), as a conformal p-value: a LS is
+  flagged BAD when p = (1 + #{calibration scores >= s}) / (n + 1) <= alpha. For exchangeable
+  good LS this bounds the share of good LS flagged BAD by alpha in finite samples. LS of one
+  fill are not exchangeable with LS of another, so the callers calibrate on the *newest* runs
+  before the data they certify (the walk-forward protocol) and the measured rate is always
+  reported beside the target.
+* GOOD cut-off ``t_good`` from the known bad LS the PD can see (bad LS of earlier runs, of the
+  subsystems it is responsible for): a LS is certified GOOD when its score is below the
+  (k+1)-th smallest known-bad score, with k the largest count such that the one-sided
+  Clopper-Pearson upper bound (``confidence``, 95 % by default) on the share of bad LS below
+  the cut-off stays within ``max_bad_as_good``. With m known bad LS and none below the cut-off
+  the bound is 1 - (1 - confidence)^(1/m) (about 3/m): few bad LS cannot support a small
+  target. Then ``t_good`` is still the lowest known-bad score (the best the data allow), the
+  cut-off is marked unsupported, and ``bad_needed`` says how many known bad LS would support
+  the target.
+
+Scores equal to a cut-off fall in the grey zone: GOOD is ``s < t_good``, BAD is ``s > t_bad``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.stats import beta as beta_dist
 
 GOOD, GREY, BAD = "GOOD", "GREY", "BAD"
+CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
 class Cutoffs:
+    """Both cut-offs with the targets they were set for and what they rest on."""
+
     t_good: float
     t_bad: float
     max_good_as_bad: float
     max_bad_as_good: float
-    n_calib_good: int
-    n_known_bad: int
+    n_calib_good: int  # good LS the BAD cut-off rests on
+    n_known_bad: int  # bad LS the GOOD cut-off rests on
+    bad_as_good_bound: float  # one-sided upper bound on bad->GOOD at t_good (CONFIDENCE)
+    bad_needed: int  # known bad LS that would support max_bad_as_good with none below t_good
+    confidence: float = CONFIDENCE
+
+    @property
+    def t_good_supported(self) -> bool:
+        """Do the known bad LS support the bad->GOOD target at the stated confidence?"""
+        return self.bad_as_good_bound <= self.max_bad_as_good
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"t_good_supported": self.t_good_supported}
 
 
 def conformal_bad_cutoff(calib_good: np.ndarray, alpha: float) -> float:
@@ -52,47 +74,120 @@ def conformal_p_values(calib_good: np.ndarray, scores: np.ndarray) -> np.ndarray
     return (1.0 + above) / (len(s) + 1.0)
 
 
-def empirical_good_cutoff(known_bad: np.ndarray, beta: float) -> float:
-    """Certify GOOD below the (floor(beta m) + 1)-th smallest known-bad score."""
+def rate_upper_bound(k: int, m: int, confidence: float = CONFIDENCE) -> float:
+    """One-sided Clopper-Pearson upper bound on a rate seen k times in m trials."""
+    if m <= 0:
+        return 1.0
+    if k >= m:
+        return 1.0
+    return float(beta_dist.ppf(confidence, k + 1, m - k))
+
+
+def bad_needed(max_rate: float, confidence: float = CONFIDENCE) -> int:
+    """Known bad LS needed to claim a bad->GOOD rate <= max_rate when none pass the cut-off."""
+    if max_rate <= 0:
+        return math.inf  # type: ignore[return-value]
+    return int(math.ceil(math.log(1 - confidence) / math.log1p(-max_rate)))
+
+
+def bounded_good_cutoff(known_bad: np.ndarray, max_rate: float,
+                        confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """(t_good, bound): certify GOOD below the (k+1)-th smallest known-bad score, k as large as
+    the one-sided bound on the bad->GOOD rate allows (k = 0 when nothing is supported).
+
+    No known bad LS: nothing is known about failures, nothing is certified (-inf, 1.0).
+    """
     b = np.sort(np.asarray(known_bad, dtype=np.float64))
-    if len(b) == 0:
-        return -float("inf")  # nothing known about failures: certify nothing automatically
-    j = int(np.floor(beta * len(b) + 1e-12))
-    return float(b[j]) if j < len(b) else float("inf")
+    m = len(b)
+    if m == 0:
+        return -float("inf"), 1.0
+    k = 0
+    while k + 1 < m and rate_upper_bound(k + 1, m, confidence) <= max_rate:
+        k += 1
+    return float(b[k]), rate_upper_bound(k, m, confidence)
 
 
 def fit_cutoffs(calib_good: np.ndarray, known_bad: np.ndarray, max_good_as_bad: float,
-                max_bad_as_good: float) -> Cutoffs:
+                max_bad_as_good: float, confidence: float = CONFIDENCE) -> Cutoffs:
     if not 0 <= max_good_as_bad < 1 or not 0 <= max_bad_as_good < 1:
         raise ValueError("error-rate targets must lie in [0, 1)")
     t_bad = conformal_bad_cutoff(calib_good, max_good_as_bad)
-    t_good = min(empirical_good_cutoff(known_bad, max_bad_as_good), t_bad)
-    return Cutoffs(t_good, t_bad, max_good_as_bad, max_bad_as_good,
-                   len(calib_good), len(known_bad))
+    t_good, bound = bounded_good_cutoff(known_bad, max_bad_as_good, confidence)
+    return Cutoffs(min(t_good, t_bad), t_bad, max_good_as_bad, max_bad_as_good,
+                   int(len(calib_good)), int(len(known_bad)), bound,
+                   bad_needed(max_bad_as_good, confidence), confidence)
 
 
-def decide(scores: np.ndarray, cut: Cutoffs) -> np.ndarray:
+def decide(scores: np.ndarray, t_good: float, t_bad: float) -> np.ndarray:
+    """GOOD below t_good, BAD above t_bad, GREY in between (ties are GREY)."""
     scores = np.asarray(scores, dtype=np.float64)
-    return np.where(scores < cut.t_good, GOOD, np.where(scores > cut.t_bad, BAD, GREY))
+    return np.where(scores < t_good, GOOD, np.where(scores > t_bad, BAD, GREY))
 
 
-def grey_zone_metrics(scores: np.ndarray, labels: np.ndarray, cut: Cutoffs,
-                      prefix: str = "test") -> dict[str, float]:
-    """Automation rate and the measured error rates of the two automatic decisions."""
-    return decision_metrics(decide(scores, cut), labels, prefix)
+def decision_metrics(decisions: np.ndarray, labels: np.ndarray, judged: np.ndarray | None = None,
+                     prefix: str = "test") -> dict[str, float]:
+    """SPEC §4.2 figures of GOOD/GREY/BAD decisions against labels (0 good, 1 bad).
 
-
-def decision_metrics(d: np.ndarray, labels: np.ndarray, prefix: str = "test") -> dict[str, float]:
-    """The same figures from GOOD/GREY/BAD decisions already made (e.g. by a pyfunc model)."""
-    d = np.asarray(d).astype(str)
+    ``judged`` marks the bad LS the detector answers for (its subsystems); bad LS it does not
+    judge, and LS without a label (-1), are left out of every figure. Rates with an empty
+    denominator are NaN (undefined), never a flattering 0.
+    """
+    d = np.asarray(decisions).astype(str)
     labels = np.asarray(labels).astype(int)
-    good, bad = labels == 0, labels == 1
+    bad = labels == 1
+    if judged is not None:
+        bad &= np.asarray(judged, dtype=bool)
+    good = labels == 0
+    keep = good | bad
+    d, good, bad = d[keep], good[keep], bad[keep]
+    n = len(d)
+    certified = d == GOOD
+    flagged = d == BAD
+
+    def share(num: np.ndarray, den: np.ndarray) -> float:
+        return float(num.sum() / den.sum()) if den.sum() else float("nan")
+
     return {
-        f"{prefix}_automation_rate": float(np.mean(d != GREY)),
-        f"{prefix}_grey_fraction": float(np.mean(d == GREY)),
-        f"{prefix}_good_fraction": float(np.mean(d == GOOD)),
-        f"{prefix}_bad_fraction": float(np.mean(d == BAD)),
-        f"{prefix}_bad_as_good_rate": float(np.mean(d[bad] == GOOD)) if bad.any() else 0.0,
-        f"{prefix}_good_as_bad_rate": float(np.mean(d[good] == BAD)) if good.any() else 0.0,
-        f"{prefix}_good_certified_rate": float(np.mean(d[good] == GOOD)) if good.any() else 0.0,
+        f"{prefix}_automation_rate": float(np.mean(d != GREY)) if n else float("nan"),
+        f"{prefix}_correct_automation_rate": float(np.mean((certified & good) | (flagged & bad)))
+        if n else float("nan"),
+        f"{prefix}_good_as_bad_rate": share(flagged & good, good),
+        f"{prefix}_bad_as_good_rate": share(certified & bad, bad),
+        f"{prefix}_contamination": share(certified & bad, certified),
+        f"{prefix}_good_certified_rate": share(certified & good, good),
+        f"{prefix}_bad_flagged_rate": share(flagged & bad, bad),
+        f"{prefix}_grey_fraction": float(np.mean(d == GREY)) if n else float("nan"),
+        f"{prefix}_n_ls": float(n),
+        f"{prefix}_n_bad": float(bad.sum()),
     }
+
+
+#: an LS a PD cannot judge for lack of events (the low-statistics cut)
+LOW = "LOW_STATISTICS"
+#: an LS outside the DCS-only JSON: a detector was off, DCS already decided it is bad
+DCS = "DCS_BAD"
+
+
+def combine(decisions: np.ndarray, ls_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One decision per LS from the decisions of every PD (or subsystem) on it (SPEC §7).
+
+    ``ls_index[i]`` names the LS of ``decisions[i]``. An LS is BAD when any says BAD (or DCS),
+    GOOD only when every one says GOOD, LOW_STATISTICS when one lacked the events to judge
+    and none says BAD, GREY otherwise. Returns (unique LS index, decision per LS).
+    """
+    d = np.asarray(decisions).astype(str)
+    keys, inv = np.unique(np.asarray(ls_index), return_inverse=True)
+    n = len(keys)
+
+    def any_of(*values: str) -> np.ndarray:
+        hit = np.zeros(n, bool)
+        np.logical_or.at(hit, inv, np.isin(d, values))
+        return hit
+
+    out = np.full(n, GREY, dtype=object)
+    all_good = ~any_of(GREY, BAD, LOW, DCS)
+    out[all_good] = GOOD
+    out[any_of(LOW)] = LOW
+    out[any_of(BAD)] = BAD
+    out[any_of(DCS)] = DCS
+    return keys, out.astype(str)

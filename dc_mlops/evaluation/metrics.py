@@ -1,7 +1,10 @@
 """Detection metrics on labelled LS (label 1 = bad): plain numpy/scikit-learn, no MLflow.
 
-Per-subsystem AUCs compare the bad LS of one subsystem against all good LS of the same set,
-so a DC expert sees which failures a model catches and which it misses.
+A PD's detector is judged on the bad LS it can answer for (``judged``: failures of the
+subsystems the PD certifies; SPEC §2.5): ``<prefix>_roc_auc`` and ``<prefix>_pr_auc`` compare
+those with the good LS, ``<prefix>_roc_auc_all`` every bad LS with the good LS. Per-group AUCs
+(subsystem, scenario) compare the bad LS of one group with all good LS, so a DC expert sees
+which failures a model catches and which it misses.
 """
 from __future__ import annotations
 
@@ -17,27 +20,52 @@ def metric_key(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z_]+", "_", text or "unknown").strip("_").lower() or "unknown"
 
 
+def _auc(labels: np.ndarray, scores: np.ndarray, keep: np.ndarray) -> tuple[float, float]:
+    y = labels[keep]
+    if len(y) == 0 or y.min() == y.max():
+        return float("nan"), float("nan")  # one class only: undefined, not missing
+    return float(roc_auc_score(y, scores[keep])), float(average_precision_score(y, scores[keep]))
+
+
 def detection_metrics(labels: np.ndarray, scores: np.ndarray, prefix: str = "test",
-                      groups: pd.Series | None = None) -> dict[str, float]:
-    """ROC AUC, PR AUC, and ROC AUC per group of bad LS (e.g. subsystem)."""
+                      judged: np.ndarray | None = None, groups: np.ndarray | None = None
+                      ) -> dict[str, float]:
+    """ROC/PR AUC on judged bad LS, ROC AUC on all bad LS, and ROC AUC per group of bad LS.
+
+    ``judged`` None: every bad LS is judged. LS with label -1 (unknown) are ignored.
+    """
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, dtype=np.float64)
+    good, bad = labels == 0, labels == 1
+    judged_bad = bad if judged is None else bad & np.asarray(judged, dtype=bool)
     out: dict[str, float] = {}
-    if len(labels) == 0 or labels.min() == labels.max():
-        # one class only (e.g. a test split without bad LS): AUCs are undefined, not missing
-        return {f"{prefix}_roc_auc": float("nan"), f"{prefix}_pr_auc": float("nan")}
-    out[f"{prefix}_roc_auc"] = float(roc_auc_score(labels, scores))
-    out[f"{prefix}_pr_auc"] = float(average_precision_score(labels, scores))
+    out[f"{prefix}_roc_auc"], out[f"{prefix}_pr_auc"] = _auc(labels, scores, good | judged_bad)
+    out[f"{prefix}_roc_auc_all"] = _auc(labels, scores, good | bad)[0]
     if groups is not None:
         groups = np.asarray(groups).astype(str)
-        good = labels == 0
-        for g in sorted(set(groups[labels == 1])):
-            m = good | ((labels == 1) & (groups == g))
-            out[f"{prefix}_roc_auc_{metric_key(g)}"] = float(roc_auc_score(labels[m], scores[m]))
+        for g in sorted(set(groups[bad])):
+            out[f"{prefix}_roc_auc_{metric_key(g)}"] = _auc(labels, scores,
+                                                            good | (bad & (groups == g)))[0]
     return out
 
 
-def roc_table(labels: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
-    """The ROC curve as a table: one row per threshold (what roc_curve.csv holds)."""
-    fpr, tpr, thr = roc_curve(np.asarray(labels).astype(int), scores)
+def roc_table(labels: np.ndarray, scores: np.ndarray, judged: np.ndarray | None = None
+              ) -> pd.DataFrame:
+    """The ROC curve (judged bad LS vs good LS) as a table: one row per threshold."""
+    labels = np.asarray(labels).astype(int)
+    keep = (labels == 0) | ((labels == 1) & (True if judged is None
+                                              else np.asarray(judged, dtype=bool)))
+    fpr, tpr, thr = roc_curve(labels[keep], np.asarray(scores)[keep])
     return pd.DataFrame({"threshold": thr, "false_positive_rate": fpr, "true_positive_rate": tpr})
+
+
+def run_rank_spread(runs: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> float:
+    """Spread (max - min) over runs of the median score rank of their good LS, in [0, 1].
+
+    A detector that learnt run conditions instead of failures ranks whole runs high or low
+    (the issue saw 0.16-0.92); one that scores good LS alike keeps every run near 0.5.
+    """
+    good = np.asarray(labels) == 0
+    s = pd.Series(np.asarray(scores)[good]).rank(pct=True).to_numpy()
+    med = pd.Series(s).groupby(np.asarray(runs)[good]).median()
+    return float(med.max() - med.min()) if len(med) else float("nan")

@@ -92,3 +92,15 @@ def era_step(runs: np.ndarray, eras: np.ndarray, calib_runs: int) -> Step:
                         f"keep calib_runs={calib_runs} for calibration")
     return Step(tuple(history[:-calib_runs].tolist()), tuple(history[-calib_runs:].tolist()),
                 tuple(runs[last].tolist()))
+
+
+def latest_window(runs: np.ndarray, n_good: np.ndarray, window_runs: int, calib_runs: int,
+                  min_train_ls: int = 500, min_calib_ls: int = 200) -> Step:
+    """The window a certifier for *new* runs trains on: the newest runs of the data, the
+    same shape as a rolling step's window (nothing left to certify inside the data)."""
+    runs = np.asarray(runs)
+    n_good = np.asarray(n_good)
+    stop = len(runs)
+    calib_lo = _widen(n_good, stop, min(calib_runs, stop - 1), min_calib_ls, floor=1)
+    train_lo = _widen(n_good, calib_lo, window_runs - (stop - calib_lo), min_train_ls, floor=0)
+    return Step(tuple(runs[train_lo:calib_lo].tolist()), tuple(runs[calib_lo:stop].tolist()), ())

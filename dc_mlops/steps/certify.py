@@ -1,16 +1,29 @@
-"""The ``certify`` step: the Production certifier of a PD decides every LS of a new era.
+"""The ``certify`` step: the Production certifiers decide every LS of a new era (SPEC §7).
 
-Writes into ``out`` (all at once: the files are built in a hidden folder beside it and moved
-into place only when complete, so a failed or killed run leaves no ``out``):
+With several PDs (``pd=all`` or a list) each PD's certifier decides the subsystems it is
+responsible for (:mod:`dc_mlops.data.responsibility`) and the decisions are combined per LS
+(:func:`dc_mlops.evaluation.greyzone.combine`): GOOD only when every PD certifies its
+subsystems GOOD, BAD when any flags BAD, grey otherwise. LS outside the DCS-only JSON are
+never GOOD. Before anything is certified GOOD each PD's domain is checked (feature ranges,
+conditions range, score drift against its calibration LS): out of domain, that PD certifies
+nothing GOOD (its LS go to review) unless ``force``, and the console and summary say so.
 
-* ``certified_golden.json``: the LS certified GOOD, in Golden-JSON format;
-* ``bad_ls.csv``: the LS flagged BAD (run, ls, score);
-* ``grey_zone.csv``: the LS for human review, with the histograms that contribute most;
-* ``low_statistics.csv``: LS not certified for lack of events;
-* ``summary.json``: counts, automation rate, the domain/drift check and, when a Golden JSON
-  of the era is known, the agreement with it.
+Writes into ``out``, all at once (built beside it and moved into place only when complete):
 
-The same files are logged as artifacts of a ``certify`` run in the PD's experiment.
+* ``certified_golden.json``: the LS certified GOOD, Golden-JSON format, one run per line;
+* ``bad_ls.csv``: the BAD LS as ranges per run, with the subsystems and PDs that flagged them;
+* ``grey_zone.csv``: the LS for human review, most anomalous first (smallest conformal
+  p-value), with the histograms that drive each PD's score and an empty ``verdict`` column
+  for the DC expert (``review`` reads it back);
+* ``flags.parquet``: one flag per LS and subsystem (decision, score, p-value, PD, model
+  version), the way Run Registry keeps one flag per subsystem;
+* ``low_statistics.csv``: LS a PD could not judge for lack of events;
+* ``summary.json``: counts, automation, the models and versions that decided, their
+  cut-offs, the domain check and, when a Golden JSON of the era is known, the measured rates
+  (good->BAD, bad->GOOD, contamination) against it;
+* ``certification.png``: GOOD / BAD / grey along the runs.
+
+The same files are logged as artifacts of one ``certify`` run.
 """
 from __future__ import annotations
 
@@ -24,20 +37,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dc_mlops.data.certjson import CertJSON
-from dc_mlops.data.lstable import LabelOptions, load_ls_table
+from dc_mlops.data.certjson import CertJSON, read_certjson
+from dc_mlops.data.lstable import ERA_FILES, LabelOptions, is_era_folder, load_ls_table
+from dc_mlops.data.responsibility import load_responsibility, subsystems_of
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.errors import DataError
+from dc_mlops.evaluation import plots
 from dc_mlops.evaluation.drift import domain_report
-from dc_mlops.evaluation.greyzone import BAD, GOOD, GREY, decision_metrics
+from dc_mlops.evaluation.greyzone import (BAD, DCS, GOOD, GREY, LOW, combine,
+                                          conformal_p_values, decide, decision_metrics)
 from dc_mlops.settings import CertifySettings
 from dc_mlops.tracking import runs as tr
 from dc_mlops.tracking.models import load_model
-from dc_mlops.tracking.registry import production_uri
+from dc_mlops.tracking.registry import certifier_name, production_uri, production_version
 
 log = logging.getLogger("dc_mlops")
 STEP = "certify"
 TOP_HISTOGRAMS = 3
+MULTI_PD_EXPERIMENT = "dc-mlops"
 
 
 @dataclass(frozen=True)
@@ -47,126 +64,307 @@ class CertifyResult:
     run_id: str
 
 
+@dataclass
+class _Certifier:
+    pd: str
+    uri: str
+    version: str
+    detector: object
+    spec: dict
+
+
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out}: output folder exists and is not empty; choose another `out`")
+    parent = out.resolve().parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise DataError(f"{out}: cannot create the output folder here ({probe} is not a "
+                        "writable folder)")
 
 
-def run_certify(s: CertifySettings) -> CertifyResult:
-    if not s.data:
-        raise DataError("certify needs `data`: the era to certify (era folder, table or histograms)")
-    out = Path(s.out)
-    _check_out(out)
-    uri = s.model_uri or production_uri(s.pd)
+def _load_certifier(s: CertifySettings, pd_name: str) -> _Certifier:
+    uri = s.model_uri or production_uri(pd_name)
     try:
         model = load_model(uri)
     except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds for a missing model
         raise DataError(f"cannot load the certifier {uri}: {str(exc).splitlines()[0]} "
                         "(run `promote` first, or give model_uri)") from None
-    spec = model.unwrap_python_model().spec
+    inner = model.unwrap_python_model()
+    spec = inner.spec
     if not spec.get("thresholds"):
         raise DataError(f"{uri} has no cut-offs: certify needs a promoted certifier")
-    if spec.get("pd") and spec["pd"] != s.pd:
-        raise DataError(f"{uri} certifies PD {spec['pd']!r}, not {s.pd!r}")
-    table = load_ls_table(s.data, s.pd, LabelOptions(golden_json=s.golden_json, required=False),
-                          spec["representation"])
-    frame = table.frame
-    low = frame["EventsPerLs"].to_numpy() < s.min_events
-    ls = frame[~low].reset_index(drop=True)
-    X = feature_matrix(ls, spec["feature_names"], s.data)
-    ls = ls.drop(columns=spec["feature_names"])  # from here on the matrix X is the features
-    log.info("certify: scoring %d LS of %s with %s", len(ls), s.data, uri)
-    # the pyfunc's own scoring, on the float32 matrix (no float64 DataFrame of the whole era)
-    scored = model.unwrap_python_model().decide(X)
-    ls["score"], ls["decision"] = scored["score"].to_numpy(), scored["decision"].to_numpy()
-    domain = domain_report(X, spec["feature_names"], spec["feature_min"], spec["feature_max"],
-                           ls["score"].to_numpy(), np.asarray(spec["calibration_scores"]))
-    if not domain["in_domain"]:
-        log.warning("WARNING: this era is OUTSIDE the certifier's domain: %.1f %% of LS leave "
-                    "the trained feature ranges, score KS distance %.2f to calibration. "
-                    "Treat the automatic decisions with care; retrain on recent data.",
-                    100 * domain["share_ls_outside_ranges"],
-                    domain["score_ks_distance_to_calibration"])
-    summary = _summary(s, uri, spec, frame, ls, low, domain)
-    grey = _grey_zone(model, ls, X, spec)
+    if spec.get("pd") and spec["pd"] != pd_name:
+        raise DataError(f"{uri} certifies PD {spec['pd']!r}, not {pd_name!r}")
+    version = ""
+    if not s.model_uri:
+        mv = production_version(certifier_name(pd_name))
+        version = str(mv.version) if mv else ""
+    return _Certifier(pd_name, uri, version, inner.detector, spec)
+
+
+def run_certify(s: CertifySettings) -> CertifyResult:
+    if not s.data:
+        raise DataError("certify needs `data`: the era to certify (era folder, table or "
+                        "histograms)")
+    out = Path(s.out)
+    _check_out(out)
+    mapping = load_responsibility(s.responsibility)
+    certifiers = [_load_certifier(s, p) for p in s.pd_list]
+    dcs = _dcs_json(s)
+    per_pd, low_rows, domains, golden_labels = [], [], {}, []
+    for cert in certifiers:
+        flags, low, domain, labels = _certify_pd(s, cert, mapping, dcs)
+        per_pd.append(flags)
+        low_rows.append(low)
+        domains[cert.pd] = domain
+        golden_labels.append(labels)
+    flags = pd.concat(per_pd, ignore_index=True)
+    ls = _combine(flags)
+    labels = pd.concat(golden_labels).drop_duplicates(["runId", "lumiId"])
+    ls = ls.merge(labels, on=["runId", "lumiId"], how="left")
+    ls["label"] = ls["label"].fillna(-1).astype(int)
+    summary = _summary(s, certifiers, flags, ls, domains, mapping)
+    grey = _grey_zone(flags, ls)
+    low = pd.concat(low_rows, ignore_index=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.partial-", dir=out.parent) as tmp:
         staging = Path(tmp) / "out"
-        _write(staging, ls, grey, frame[low], summary)
-        exp = tr.ensure_experiment(tr.experiment_name(s.pd))
-        with tr.tracked_run(exp, STEP, f"certify-{Path(s.data).name}",
-                            tags={tr.TAG_PD: s.pd, "dc_mlops.model_uri": uri}) as run:
-            tr.log_params({"pd": s.pd, "data": s.data, "model_uri": uri,
-                           "min_events": s.min_events})
+        _write(staging, ls, flags, grey, low, summary)
+        single = len(certifiers) == 1
+        exp = tr.ensure_experiment(tr.experiment_name(certifiers[0].pd) if single
+                                   else MULTI_PD_EXPERIMENT)
+        name = f"certify {'+'.join(c.pd for c in certifiers) if len(certifiers) < 4 else 'all PDs'}" \
+               f" {Path(s.data).name}"
+        with tr.tracked_run(exp, STEP, name, tags={tr.TAG_PD: s.pd, "dc_mlops.models": json.dumps(
+                summary["models"])}) as run:
+            tr.log_params({"pd": s.pd, "data": s.data, "force": s.force,
+                           "min_events": s.min_events, "dcs_json": s.dcs_json,
+                           "responsibility": s.responsibility})
             tr.log_metrics({k: v for k, v in summary["counts"].items()}
-                           | {"automation_rate": summary["automation_rate"]})
+                           | {k: summary[k] for k in ("automation", "good_as_bad_rate",
+                                                      "bad_as_good_rate", "contamination")
+                              if isinstance(summary.get(k), float)})
             tr.log_artifacts(staging, "certification")
         _check_out(out)
         if out.exists():
             out.rmdir()
         os.replace(staging, out)
-    log.info("certify: %s", json.dumps(summary["counts"]))
     return CertifyResult(out, summary, run.info.run_id)
 
 
-def _summary(s, uri, spec, frame, ls, low, domain) -> dict:
-    d = ls["decision"].to_numpy()
-    summary = {
-        "pd": s.pd, "data": str(Path(s.data).resolve()), "model_uri": uri,
-        "model": spec.get("model"),
-        "thresholds": spec["thresholds"],
-        "counts": {"ls_total": int(len(frame)), "ls_low_statistics": int(low.sum()),
-                   "ls_good": int((d == GOOD).sum()), "ls_bad": int((d == BAD).sum()),
-                   "ls_grey": int((d == GREY).sum())},
-        "automation_rate": float(np.mean(d != GREY)) if len(d) else 0.0,
-        "domain": domain,
-    }
-    labelled = ls["label"].to_numpy() >= 0
-    if labelled.any():
-        summary["agreement_with_golden"] = decision_metrics(d[labelled], ls["label"].to_numpy()[labelled],
-                                                            "era")
-    return summary
+def _dcs_json(s: CertifySettings) -> CertJSON | None:
+    if s.dcs_json:
+        return read_certjson(s.dcs_json)
+    folder = Path(s.data)
+    if is_era_folder(folder) and (folder / ERA_FILES["dcsonly"]).is_file():
+        return read_certjson(folder / ERA_FILES["dcsonly"])
+    return None
 
 
-def _grey_zone(model, ls: pd.DataFrame, X: np.ndarray, spec: dict, batch: int = 16384
-               ) -> pd.DataFrame:
-    """Grey-zone LS with the histograms that contribute most to each score.
+def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
+                dcs: CertJSON | None) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame]:
+    """One PD's flags (one row per LS and subsystem), its low-statistics LS, its domain
+    report and the Golden labels of its LS (-1 when unknown)."""
+    spec = cert.spec
+    table = load_ls_table(s.data, cert.pd, LabelOptions(golden_json=s.golden_json,
+                                                        required=False),
+                          spec["representation"])
+    frame = table.frame
+    names = spec["feature_names"]
+    X = feature_matrix(frame, names, s.data)
+    column = spec.get("conditions", "none")
+    c = None
+    if column != "none":
+        if column not in frame.columns or not np.isfinite(frame[column].to_numpy(float)).all():
+            raise DataError(f"{s.data}: the {cert.pd} certifier needs the LS's {column}; give "
+                            "a conditions table (conditions_table) with the era")
+        c = frame[column].to_numpy(np.float64)
+    low = frame["EventsPerLs"].to_numpy() < s.min_events
+    scores = cert.detector.score(X) if c is None else cert.detector.score(X, conditions=c)
+    calib = np.asarray(spec["calibration_scores"], dtype=np.float64)
+    t = spec["thresholds"]
+    decision = decide(scores, t["t_good"], t["t_bad"]).astype(object)
+    domain = domain_report(X[~low], names, spec["feature_min"], spec["feature_max"],
+                           scores[~low], calib, None if c is None else c[~low],
+                           spec.get("conditions_range"))
+    if not domain["in_domain"]:
+        msg = "; ".join(domain["reasons"])
+        if s.force:
+            log.warning("certify %s: OUTSIDE the certifier's domain (%s); force=true: "
+                        "certifying GOOD anyway", cert.pd, msg)
+        else:
+            log.warning("certify %s: OUTSIDE the certifier's domain (%s): nothing is certified "
+                        "GOOD by this PD, its LS go to review (force=true overrides)",
+                        cert.pd, msg)
+            decision[decision == GOOD] = GREY
+    decision[low] = LOW
+    runs, lss = frame["runId"].to_numpy(), frame["lumiId"].to_numpy()
+    if dcs is not None:
+        decision[~dcs.contains(runs, lss)] = DCS
+    subs = sorted(subsystems_of(cert.pd, mapping)) or [cert.pd]
+    base = pd.DataFrame({"runId": runs, "lumiId": lss, "pd": cert.pd,
+                         "decision": decision.astype(str), "score": scores,
+                         "p_value": conformal_p_values(calib, scores),
+                         "model": spec.get("model", ""), "version": cert.version})
+    base["top_histograms"] = _top_histograms(cert, X, c, base["decision"].isin([GREY, BAD]))
+    flags = pd.concat([base.assign(subsystem=sub) for sub in subs], ignore_index=True)
+    low_ls = frame.loc[low, ["runId", "lumiId", "EventsPerLs"]].assign(pd=cert.pd)
+    return flags, low_ls, domain, frame[["runId", "lumiId", "label"]]
+
+
+def _top_histograms(cert: _Certifier, X: np.ndarray, c: np.ndarray | None, mask: pd.Series,
+                    batch: int = 16384) -> list[str]:
+    """The histograms that contribute most to each masked LS's score ("" elsewhere).
 
     Contributions are summed per histogram batch by batch (an indicator-matrix product), so
     an era with 10^5 grey LS never holds its (n_LS, n_features) contribution matrix.
     """
-    mask = (ls["decision"] == GREY).to_numpy()
-    grey = ls.loc[mask, ["runId", "lumiId", "score"]].rename(
-        columns={"runId": "run", "lumiId": "ls"}).reset_index(drop=True)
-    detector = model.unwrap_python_model().detector
-    if not len(grey) or not detector.supports_explain:
-        return grey
-    names = spec["feature_names"]
+    out = [""] * len(X)
+    det = cert.detector
+    idx = np.flatnonzero(mask.to_numpy())
+    if not len(idx) or not det.supports_explain:
+        return out
+    names = cert.spec["feature_names"]
     hists = list(dict.fromkeys(f.rsplit("_", 1)[0] for f in names))
     member = np.zeros((len(names), len(hists)))
     member[np.arange(len(names)), [hists.index(f.rsplit("_", 1)[0]) for f in names]] = 1.0
-    X = X[mask]
-    labels = []
-    for start in range(0, len(X), batch):
-        per_hist = detector.explain(X[start:start + batch]) @ member
-        share = per_hist / np.where(per_hist.sum(axis=1, keepdims=True) > 0,
-                                    per_hist.sum(axis=1, keepdims=True), 1.0)
+    for start in range(0, len(idx), batch):
+        rows = idx[start:start + batch]
+        contrib = det.explain(X[rows]) if c is None else det.explain(X[rows], conditions=c[rows])
+        per_hist = contrib @ member
+        total = per_hist.sum(axis=1, keepdims=True)
+        share = per_hist / np.where(total > 0, total, 1.0)
         top = np.argsort(-share, axis=1)[:, :TOP_HISTOGRAMS]
-        labels += [", ".join(f"{hists[j]} ({share[i, j]:.0%})" for j in row)
-                   for i, row in enumerate(top)]
-    grey["top_histograms"] = labels
-    return grey
+        for k, (i, row) in enumerate(zip(rows, top)):
+            out[i] = ", ".join(f"{hists[j]} ({share[k, j]:.0%})" for j in row)
+    return out
 
 
-def _write(folder: Path, ls: pd.DataFrame, grey: pd.DataFrame, low: pd.DataFrame,
-           summary: dict) -> None:
+def _combine(flags: pd.DataFrame) -> pd.DataFrame:
+    """One row per LS: the combined decision and the most anomalous p-value and score."""
+    key = flags["runId"].to_numpy(np.int64) * 10_000_000 + flags["lumiId"].to_numpy(np.int64)
+    keys, decision = combine(flags["decision"].to_numpy(), key)
+    per = flags.assign(_k=key).groupby("_k").agg(p_value=("p_value", "min"),
+                                                 score=("score", "max"))
+    return pd.DataFrame({"runId": keys // 10_000_000, "lumiId": keys % 10_000_000,
+                         "decision": decision, "p_value": per["p_value"].reindex(keys).to_numpy(),
+                         "max_score": per["score"].reindex(keys).to_numpy()})
+
+
+def _grey_zone(flags: pd.DataFrame, ls: pd.DataFrame) -> pd.DataFrame:
+    """GREY LS for review, most anomalous first, with what each undecided PD points at."""
+    grey = ls[ls["decision"] == GREY][["runId", "lumiId", "p_value"]]
+    undecided = flags[flags["decision"] == GREY].drop_duplicates(["runId", "lumiId", "pd"])
+    why = undecided.groupby(["runId", "lumiId"]).agg(
+        pds=("pd", lambda x: ";".join(sorted(set(x)))),
+        top_histograms=("top_histograms", lambda x: " | ".join(v for v in x if v)))
+    subs = flags[flags["decision"] == GREY].groupby(["runId", "lumiId"])["subsystem"].agg(
+        lambda x: ";".join(sorted(set(x))))
+    out = grey.join(why, on=["runId", "lumiId"]).join(subs, on=["runId", "lumiId"])
+    out = out.sort_values(["p_value", "runId", "lumiId"], kind="stable")
+    out = out.rename(columns={"runId": "run", "lumiId": "ls", "subsystem": "subsystems"})
+    out["verdict"] = ""
+    return out[["run", "ls", "p_value", "pds", "subsystems", "top_histograms", "verdict"]]
+
+
+def bad_ranges(flags: pd.DataFrame, ls: pd.DataFrame) -> pd.DataFrame:
+    """BAD LS as ranges of consecutive LS per run, with who flagged them."""
+    bad = ls[ls["decision"].isin([BAD, DCS])].sort_values(["runId", "lumiId"])
+    if bad.empty:
+        return pd.DataFrame(columns=["run", "first_ls", "last_ls", "n_ls", "reason",
+                                     "subsystems", "pds"])
+    who = flags[flags["decision"].isin([BAD, DCS])].groupby(["runId", "lumiId"]).agg(
+        subsystems=("subsystem", lambda x: ";".join(sorted(set(x)))),
+        pds=("pd", lambda x: ";".join(sorted(set(x)))))
+    bad = bad.join(who, on=["runId", "lumiId"])
+    r, l = bad["runId"].to_numpy(), bad["lumiId"].to_numpy()
+    sig = (bad["decision"] + bad["subsystems"] + bad["pds"]).to_numpy()
+    brk = np.flatnonzero((np.diff(r) != 0) | (np.diff(l) != 1) | (sig[1:] != sig[:-1])) + 1
+    rows = []
+    for seg in np.split(np.arange(len(bad)), brk):
+        first = bad.iloc[seg[0]]
+        rows.append({"run": int(first["runId"]), "first_ls": int(l[seg[0]]),
+                     "last_ls": int(l[seg[-1]]), "n_ls": len(seg),
+                     "reason": "DCS" if first["decision"] == DCS else "detector",
+                     "subsystems": first["subsystems"], "pds": first["pds"]})
+    return pd.DataFrame(rows)
+
+
+def _summary(s: CertifySettings, certifiers: list[_Certifier], flags: pd.DataFrame,
+             ls: pd.DataFrame, domains: dict, mapping: dict) -> dict:
+    d = ls["decision"].to_numpy()
+    judged = ~np.isin(d, [DCS, LOW])
+    counts = {"ls_total": int(len(ls)), "ls_good": int((d == GOOD).sum()),
+              "ls_bad": int((d == BAD).sum()), "ls_grey": int((d == GREY).sum()),
+              "ls_low_statistics": int((d == LOW).sum()), "ls_dcs_bad": int((d == DCS).sum())}
+    summary = {
+        "pd": s.pd, "data": str(Path(s.data).resolve()),
+        "counts": counts,
+        "automation": float(np.mean(np.isin(d[judged], [GOOD, BAD]))) if judged.any() else 0.0,
+        "in_domain": all(x["in_domain"] for x in domains.values()),
+        "forced": bool(s.force),
+        "models": [{"pd": c.pd, "name": c.spec.get("model", ""), "version": c.version,
+                    "uri": c.uri, "thresholds": c.spec["thresholds"],
+                    "cutoffs": c.spec.get("cutoffs", {})} for c in certifiers],
+        "domain": domains,
+        "responsibility": {p: sorted(subsystems_of(p, mapping)) for p in s.pd_list},
+        "per_pd": {},
+    }
+    labels = ls["label"].to_numpy()
+    if (labels[judged] >= 0).any():
+        m = decision_metrics(d[judged], labels[judged], prefix="era")
+        summary.update(good_as_bad_rate=m["era_good_as_bad_rate"],
+                       bad_as_good_rate=m["era_bad_as_good_rate"],
+                       contamination=m["era_contamination"],
+                       correct_automation=m["era_correct_automation_rate"])
+    for c in certifiers:
+        f = flags[flags["pd"] == c.pd].drop_duplicates(["runId", "lumiId"])
+        fd = f["decision"].to_numpy()
+        keep = ~np.isin(fd, [DCS, LOW])
+        summary["per_pd"][c.pd] = {
+            "automation": float(np.mean(np.isin(fd[keep], [GOOD, BAD]))) if keep.any() else 0.0,
+            "ls_good": int((fd == GOOD).sum()), "ls_bad": int((fd == BAD).sum()),
+            "ls_grey": int((fd == GREY).sum()), "in_domain": domains[c.pd]["in_domain"]}
+    return summary
+
+
+def _json_safe(value):
+    """NaN (an undefined rate) becomes null: summary.json stays valid JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _write(folder: Path, ls: pd.DataFrame, flags: pd.DataFrame, grey: pd.DataFrame,
+           low: pd.DataFrame, summary: dict) -> None:
     folder.mkdir(parents=True)
     good = ls[ls["decision"] == GOOD]
-    CertJSON.from_lumisections(good["runId"], good["lumiId"]).write(folder / "certified_golden.json")
-    bad = ls[ls["decision"] == BAD][["runId", "lumiId", "score"]]
-    bad.rename(columns={"runId": "run", "lumiId": "ls"}).to_csv(folder / "bad_ls.csv", index=False)
+    CertJSON.from_lumisections(good["runId"], good["lumiId"]).write(
+        folder / "certified_golden.json")
+    bad_ranges(flags, ls).to_csv(folder / "bad_ls.csv", index=False)
     grey.to_csv(folder / "grey_zone.csv", index=False)
-    low[["runId", "lumiId", "EventsPerLs"]].rename(columns={"runId": "run", "lumiId": "ls"}).to_csv(
+    flags.rename(columns={"runId": "run", "lumiId": "ls"}).to_parquet(folder / "flags.parquet",
+                                                                      index=False)
+    low.rename(columns={"runId": "run", "lumiId": "ls", "EventsPerLs": "events"}).to_csv(
         folder / "low_statistics.csv", index=False)
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-
+    (folder / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+    fig = plots.certification_overview(ls, f"certified {summary['pd']}: "
+                                           f"{summary['counts']['ls_good']} GOOD, "
+                                           f"{summary['counts']['ls_bad']} BAD, "
+                                           f"{summary['counts']['ls_grey']} grey") \
+        if hasattr(plots, "certification_overview") else None
+    if fig is not None:
+        fig.savefig(folder / "certification.png", dpi=110)
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+    for f in folder.iterdir():
+        os.chmod(f, 0o644)

@@ -1,36 +1,57 @@
-"""The ``evaluate`` step: compare detectors trained on the same data, over seeds.
+"""The ``evaluate`` step: every detector under one protocol, over seeds, on the same LS.
 
-For every (model, seed) it reuses the finished train run (or trains the missing one), sets the
-grey zone on data that never touches the test set (BAD cut-off: conformal on the ``calib``
-split; GOOD cut-off: the ``known_bad`` split), and measures on the test split the error rates,
-the automation rate, the AUCs and the era drift. Logged as one evaluation run with
-``comparison.csv``/``.md`` (mean and spread over seeds), ``candidates.csv`` (one row per
-train run with its cut-offs: what ``promote`` reads), ``roc_curves.png`` (overlaid),
-``score_distributions/<model>.png`` (both cut-offs drawn), ``drift.csv`` and
-``runs_with_failures/*.png`` (score along runs that contain failures, best model).
+Protocols (SPEC §4.1; plans in :mod:`dc_mlops.evaluation.protocols`):
+
+* ``rolling`` (default): walk forward through the runs; each step trains on a window of
+  recent runs, calibrates on its newest runs and certifies the next block, so every LS after
+  the first window is certified once by a model that saw only the past;
+* ``era``: train on the earlier eras, certify the last one (a stress test);
+* ``runs``: the preprocess run's own split (train/val/calib/test, e.g. reference runs a DC
+  expert picked with ``split_mode=runs``).
+
+Each (model, seed) is a *candidate* with its own run, nested under the evaluation run and
+named like ``rolling pca JetHT seed 0``: the SPEC §4.2 metrics under the same names for every
+candidate (``test_roc_auc``, ``test_automation_rate``, ``test_correct_automation_rate``,
+``test_good_as_bad_rate``, ``test_bad_as_good_rate``, ``test_contamination``, ...), so the
+MLflow compare view shows them side by side; ``decisions.parquet`` (every certified LS with
+score, p-value and decision), ``steps.csv`` (cut-offs per step, the LS they rest on, the
+measured rates), the ROC curve and the decision-value histogram; and its **certifier**: the
+same detector trained on the newest window of the data, with its cut-offs, calibration scores,
+feature ranges and conditions range inside — what ``promote`` registers.
+
+The evaluation run itself holds ``candidates.csv`` (what ``promote`` reads),
+``comparison.csv``/``.md`` (mean and spread over seeds, whether each detector meets both
+error-rate targets and why not), overlaid ROC curves and the drift of good-LS scores along
+the walk. A second call with the same parameters on the same preprocess run reuses it.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from dc_mlops.data.tables import feature_matrix
+from dc_mlops.detectors import registry
+from dc_mlops.errors import DataError
 from dc_mlops.evaluation import plots
-from dc_mlops.evaluation.drift import era_drift
-from dc_mlops.evaluation.greyzone import fit_cutoffs, grey_zone_metrics
-from dc_mlops.evaluation.metrics import detection_metrics, roc_table
-from dc_mlops.settings import EvaluateSettings, TrainSettings
-from dc_mlops.steps.train import resolve_preprocess_run, run_train
+from dc_mlops.evaluation.metrics import roc_table
+from dc_mlops.evaluation.protocols import Step, era_step, latest_window, rolling_steps
+from dc_mlops.evaluation.selection import rank, summarise
+from dc_mlops.evaluation.walkforward import (StepResult, WalkForward, certify_part,
+                                             conditions_of, fit_parts, fit_step, run_plan)
+from dc_mlops.settings import EvaluateSettings
+from dc_mlops.steps.train import resolve_preprocess_run
 from dc_mlops.tracking import runs as tr
-from dc_mlops.tracking.models import load_model
+from dc_mlops.tracking.models import log_detector_model
 
 log = logging.getLogger("dc_mlops")
 STEP = "evaluate"
-SUMMARY = ["test_automation_rate", "test_bad_as_good_rate", "test_good_as_bad_rate",
-           "test_roc_auc", "test_pr_auc"]
+CANDIDATE_STEP = "evaluate-candidate"
+SPLITS = ("train", "val", "calib", "test", "known_bad")
+MAX_CALIBRATION_SCORES = 20000
 
 
 @dataclass(frozen=True)
@@ -38,111 +59,218 @@ class EvaluateResult:
     run_id: str
     candidates: pd.DataFrame
     comparison: pd.DataFrame
+    reused: bool = False
 
 
-def train_run_for(s: EvaluateSettings, pre_run: str, model: str, seed: int) -> str:
-    exp = tr.ensure_experiment(tr.experiment_name(s.pd))
-    found = tr.find_train_run(exp, model, pre_run, seed)
-    if found:
-        return found
-    log.info("evaluate: training %s seed %d (no finished run to reuse)", model, seed)
-    return run_train(TrainSettings(model=model, pd=s.pd, seed=seed, epochs=s.epochs,
-                                   preprocess_run=pre_run)).run_id
+@dataclass(frozen=True)
+class _Plan:
+    """What a protocol asks for: the steps to certify and the certifier's window."""
+
+    steps: list[Step]
+    final: Step | None  # None for protocol=runs: the certifier is the split's own model
 
 
-def score_parts(model_uri: str, parts: dict[str, pd.DataFrame], names: list[str]
-                ) -> dict[str, np.ndarray]:
-    model = load_model(model_uri)
-    return {k: model.predict(v[names].astype(np.float64))["score"].to_numpy()
-            if len(v) else np.zeros(0) for k, v in parts.items()}
+def all_ls(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every LS of a preprocess run (its splits partition them), in (run, LS) order."""
+    frame = pd.concat([splits[p] for p in SPLITS if p in splits], ignore_index=True)
+    if "judged" not in frame.columns:  # data without responsibility information
+        frame["judged"] = frame["label"] == 1
+    return frame.sort_values(["runId", "lumiId"], kind="stable").reset_index(drop=True)
+
+
+def plan_for(s: EvaluateSettings, frame: pd.DataFrame) -> _Plan:
+    """The protocol's plan for these LS; a DataError before any run starts if impossible."""
+    if s.protocol == "runs":
+        return _Plan([], None)
+    per_run = frame.groupby("runId", sort=True).agg(n_good=("label", lambda x: int((x == 0).sum())),
+                                                    era=("era", "first"))
+    runs, n_good = per_run.index.to_numpy(), per_run["n_good"].to_numpy()
+    final = latest_window(runs, n_good, s.window_runs, s.calib_runs)
+    if s.protocol == "era":
+        return _Plan([era_step(runs, per_run["era"].astype(str).to_numpy(), s.calib_runs)], final)
+    return _Plan(rolling_steps(runs, n_good, s.window_runs, s.calib_runs, s.step_runs), final)
+
+
+def detector_params(model: str, seed: int, epochs: int) -> dict:
+    accepted = registry.default_params(model)
+    params = {"seed": seed} if "seed" in accepted else {}
+    if epochs and "epochs" in accepted:
+        params["epochs"] = epochs
+    return params
 
 
 def run_evaluate(s: EvaluateSettings) -> EvaluateResult:
     pre_run = resolve_preprocess_run(s.pd, s.preprocess_run)
-    data = tr.load_preprocessed(pre_run, parts=("calib", "test", "known_bad"))
+    data = tr.load_preprocessed(pre_run)
     names = data.spec["feature_names"]
-    for part in ("calib", "test"):
-        feature_matrix(data.splits[part].head(1), names, f"{part} split")
-    test = data.splits["test"]
-    rows, scored = [], {}
-    for model in s.model_list:
-        for seed in s.seed_list:
-            run_id = train_run_for(s, pre_run, model, seed)
-            model_uri = tr.run_info(run_id).data.tags["dc_mlops.model_uri"]
-            sc = score_parts(model_uri, data.splits, names)
-            cut = fit_cutoffs(sc["calib"], sc["known_bad"], s.max_good_as_bad, s.max_bad_as_good)
-            m = detection_metrics(test["label"].to_numpy(), sc["test"], "test")
-            m.update(grey_zone_metrics(sc["test"], test["label"].to_numpy(), cut))
-            rows.append({"model": model, "seed": seed, "train_run_id": run_id,
-                         "model_uri": model_uri,
-                         "t_good": cut.t_good, "t_bad": cut.t_bad, **m})
-            scored[(model, seed)] = (sc, cut)
-            log.info("evaluate %s seed %d: automation %.3f, bad->GOOD %.4f, good->BAD %.4f, "
-                     "ROC AUC %.4f", model, seed, m["test_automation_rate"],
-                     m["test_bad_as_good_rate"], m["test_good_as_bad_rate"],
-                     m.get("test_roc_auc", float("nan")))
-    candidates = pd.DataFrame(rows)
-    comparison = _comparison(candidates)
+    frame = all_ls(data.splits)
+    plan = plan_for(s, frame)
+    conditions = None if s.conditions == "none" else s.conditions
+    conditions_of(frame[frame["label"] == 0], conditions)  # missing conditions: fail now
     exp = tr.ensure_experiment(tr.experiment_name(s.pd))
-    with tr.tracked_run(exp, STEP, f"evaluate-{len(s.model_list)}-models",
-                        tags={tr.TAG_PD: s.pd, "dc_mlops.preprocess_run": pre_run}) as run:
-        tr.log_params({"pd": s.pd, "models": s.models, "seeds": s.seeds,
-                       "max_bad_as_good": s.max_bad_as_good, "max_good_as_bad": s.max_good_as_bad,
-                       "preprocess_run": pre_run})
-        tr.log_metrics({f"{r.model}.{k}_mean": getattr(r, f"{k}_mean")
-                        for r in comparison.itertuples() for k in SUMMARY
-                        if hasattr(r, f"{k}_mean") and np.isfinite(getattr(r, f"{k}_mean"))})
-        _log_artifacts(s, test, candidates, comparison, scored)
+    key = tr.cache_key(STEP, dataclasses.asdict(s) | {"preprocess_run": pre_run}, pre_run)
+    found = tr.find_finished_run(exp, STEP, key)
+    if found:
+        log.info("evaluate: reusing finished run %s (same parameters and data)", found)
+        return EvaluateResult(found, tr.read_csv_artifact(found, "candidates.csv"),
+                              tr.read_csv_artifact(found, "comparison.csv"), reused=True)
+    with tr.tracked_run(exp, STEP, f"evaluate {s.protocol} {s.pd}", key,
+                        tags={tr.TAG_PD: s.pd, "dc_mlops.preprocess_run": pre_run,
+                              "dc_mlops.protocol": s.protocol}) as run:
+        tr.log_params(dataclasses.asdict(s) | {"preprocess_run": pre_run,
+                                               "n_steps": len(plan.steps)})
+        rows, results = [], {}
+        for model in s.model_list:
+            for seed in s.seed_list:
+                row, wf = _candidate(s, data, frame, names, plan, conditions, model, seed,
+                                     run.info.run_id, pre_run)
+                rows.append(row)
+                results[(model, seed)] = wf
+        candidates = pd.DataFrame(rows)
+        comparison = rank(summarise(candidates), s.max_good_as_bad, s.max_bad_as_good)
+        best = comparison.iloc[0]
+        tr.log_metrics({"n_candidates": len(candidates),
+                        "n_models_meeting_targets": int(comparison["meets_targets"].sum())})
+        tr.set_tag("dc_mlops.best_model", str(best["model"]) if best["meets_targets"] else "")
+        _log_evaluation(s, candidates, comparison, results)
+    for r in comparison.itertuples():
+        log.info("evaluate %s %-10s correct automation %.3f, automation %.3f, good->BAD %.4f, "
+                 "bad->GOOD %.4f, ROC AUC %.3f%s", s.pd, r.model,
+                 r.test_correct_automation_rate_mean, r.test_automation_rate_mean,
+                 r.test_good_as_bad_rate_mean, r.test_bad_as_good_rate_mean,
+                 r.test_roc_auc_mean, "" if r.meets_targets else f"  (misses: {r.why_not})")
     return EvaluateResult(run.info.run_id, candidates, comparison)
 
 
-def _comparison(candidates: pd.DataFrame) -> pd.DataFrame:
-    cols = [c for c in SUMMARY if c in candidates.columns]
-    agg = candidates.groupby("model", sort=False)[cols].agg(["mean", "std"])
-    agg.columns = [f"{a}_{b}" for a, b in agg.columns]
-    agg["n_seeds"] = candidates.groupby("model", sort=False).size()
-    return agg.reset_index().sort_values(["test_automation_rate_mean", "test_roc_auc_mean"],
-                                         ascending=False)
+def _candidate(s: EvaluateSettings, data, frame: pd.DataFrame, names: list[str], plan: _Plan,
+               conditions: str | None, model: str, seed: int, parent: str, pre_run: str
+               ) -> tuple[dict, WalkForward]:
+    """One (model, seed): its walk (or split), metrics, artifacts and certifier, in its run."""
+    params = detector_params(model, seed, s.epochs)
+
+    def build():
+        return registry.build(model, **params)
+
+    exp = tr.ensure_experiment(tr.experiment_name(s.pd))
+    with tr.tracked_run(exp, CANDIDATE_STEP, f"{s.protocol} {model} {s.pd} seed {seed}",
+                        tags={tr.TAG_PD: s.pd, "dc_mlops.model": model, "dc_mlops.seed": str(seed),
+                              "dc_mlops.evaluation_run": parent,
+                              "dc_mlops.preprocess_run": pre_run}, nested=True) as crun:
+        tr.log_params({"model": model, "family": registry.family(model), "pd": s.pd,
+                       "seed": seed, "protocol": s.protocol, "conditions": s.conditions,
+                       "preprocess_run": pre_run,
+                       **{k: json.dumps(v) if isinstance(v, list) else v
+                          for k, v in build().get_params().items() if k != "seed"}})
+        if plan.final is None:  # protocol=runs: the preprocess split, one model
+            final = fit_parts(data.splits["train"], data.splits["calib"],
+                              _judged_bad(data.splits["known_bad"]), names,
+                              Step((), (), ()), build, conditions, s.max_good_as_bad,
+                              s.max_bad_as_good)
+            test = all_ls({"test": data.splits["test"]})
+            part, row = certify_part(final, test, names, conditions)
+            wf = WalkForward(part, pd.DataFrame([row]))
+            history = pd.concat([data.splits[p] for p in ("train", "val", "calib")])
+        else:
+            wf = run_plan(frame, names, plan.steps, build, conditions, s.max_good_as_bad,
+                          s.max_bad_as_good)
+            final = fit_step(frame, names, plan.final, build, conditions, s.max_good_as_bad,
+                             s.max_bad_as_good)
+            history = frame[frame["runId"].isin(plan.final.history_runs)
+                            & (frame["label"] == 0)]
+        metrics = wf.metrics("test")
+        tr.log_metrics(metrics | {"n_steps": len(wf.steps),
+                                  "fit_seconds": float(wf.steps["fit_seconds"].sum())})
+        _log_candidate_artifacts(s, model, wf)
+        spec = certifier_spec(data.spec, model, s, final, history, names, conditions, parent,
+                              crun.info.run_id)
+        uri = log_detector_model(final.detector, spec, history.head(50), name="certifier")
+        tr.set_tag("dc_mlops.model_uri", uri)
+    log.info("evaluate %s %s seed %d: correct automation %.3f, good->BAD %.4f, bad->GOOD "
+             "%.4f, ROC AUC %.3f", s.pd, model, seed, metrics["test_correct_automation_rate"],
+             metrics["test_good_as_bad_rate"], metrics["test_bad_as_good_rate"],
+             metrics["test_roc_auc"])
+    return ({"model": model, "seed": seed, "candidate_run_id": crun.info.run_id,
+             "model_uri": uri, "t_good": final.cutoffs.t_good, "t_bad": final.cutoffs.t_bad,
+             **metrics}, wf)
 
 
-def _markdown(comparison: pd.DataFrame) -> str:
-    head = ["model", "automation rate", "bad→GOOD", "good→BAD", "ROC AUC", "PR AUC", "seeds"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in comparison.itertuples():
-        cell = lambda k: f"{getattr(r, k + '_mean'):.4f} ± {np.nan_to_num(getattr(r, k + '_std')):.4f}"  # noqa: E731
-        lines.append(f"| {r.model} | {cell('test_automation_rate')} | {cell('test_bad_as_good_rate')} | "
-                     f"{cell('test_good_as_bad_rate')} | {cell('test_roc_auc')} | "
-                     f"{cell('test_pr_auc')} | {r.n_seeds} |")
-    return "\n".join(lines) + "\n"
+def _judged_bad(frame: pd.DataFrame) -> pd.DataFrame:
+    judged = frame["judged"].to_numpy(bool) if "judged" in frame else np.ones(len(frame), bool)
+    return frame[(frame["label"].to_numpy() == 1) & judged]
 
 
-def _log_artifacts(s: EvaluateSettings, test: pd.DataFrame, candidates: pd.DataFrame,
-                   comparison: pd.DataFrame, scored: dict) -> None:
-    labels = test["label"].to_numpy()
-    tr.log_frame(comparison, "", "comparison.csv", fmt="csv")
-    tr.log_text(_markdown(comparison), "comparison.md")
+def certifier_spec(base: dict, model: str, s: EvaluateSettings, final: StepResult,
+                   history: pd.DataFrame, names: list[str], conditions: str | None,
+                   evaluation_run: str, candidate_run: str) -> dict:
+    """Everything certify needs besides the detector: cut-offs and what they rest on, the
+    calibration scores (drift check), the feature and conditions ranges (domain check)."""
+    scores = np.sort(final.calib_scores)
+    if len(scores) > MAX_CALIBRATION_SCORES:
+        scores = scores[np.linspace(0, len(scores) - 1, MAX_CALIBRATION_SCORES).astype(int)]
+    X = history[names].to_numpy(np.float64)
+    spec = dict(base)
+    spec.update(
+        model=model, pd=s.pd, conditions=conditions or "none",
+        thresholds={"t_good": final.cutoffs.t_good, "t_bad": final.cutoffs.t_bad},
+        cutoffs=final.cutoffs.to_dict(), calibration_scores=scores.tolist(),
+        feature_min=X.min(axis=0).tolist(), feature_max=X.max(axis=0).tolist(),
+        train_runs=list(final.step.train_runs), calib_runs=list(final.step.calib_runs),
+        evaluation_run=evaluation_run, candidate_run=candidate_run, protocol=s.protocol)
+    if conditions:
+        c = history[conditions].to_numpy(np.float64)
+        spec["conditions_range"] = [float(np.nanmin(c)), float(np.nanmax(c))]
+    return spec
+
+
+def _log_candidate_artifacts(s: EvaluateSettings, model: str, wf: WalkForward) -> None:
+    d = wf.decisions
+    tr.log_frame(d, "", "decisions.parquet")
+    tr.log_frame(wf.steps, "", "steps.csv", fmt="csv")
+    roc = roc_table(d["label"], d["score"], d["judged"]) if d["label"].nunique() > 1 else None
+    if roc is not None:
+        tr.log_frame(roc, "", "roc_curve.csv", fmt="csv")
+        tr.log_figure(plots.roc_plot({model: roc}, f"{model} on {s.pd}: ROC ({s.protocol})"),
+                      "roc_curve.png")
+    last = wf.steps.iloc[-1]
+    tr.log_figure(plots.score_distribution(
+        d["score"].to_numpy(), d["label"].to_numpy(),
+        f"{model} on {s.pd}: decision values of the certified LS ({s.protocol})",
+        cutoffs={"t_good (last step)": last["t_good"], "t_bad (last step)": last["t_bad"]},
+        groups=d["subsystem"].replace("", "unknown").to_numpy()), "score_distribution.png")
+
+
+def _log_evaluation(s: EvaluateSettings, candidates: pd.DataFrame, comparison: pd.DataFrame,
+                    results: dict) -> None:
     tr.log_frame(candidates, "", "candidates.csv", fmt="csv")
-    first_seed = s.seed_list[0]
-    tr.log_figure(plots.roc_plot({m: roc_table(labels, scored[(m, first_seed)][0]["test"])
-                                  for m in s.model_list}, f"{s.pd}: test ROC, seed {first_seed}"),
-                  "roc_curves.png")
-    drift = []
+    tr.log_frame(comparison, "", "comparison.csv", fmt="csv")
+    tr.log_text(comparison_markdown(comparison, s), "comparison.md")
+    seed = s.seed_list[0]
+    curves = {}
     for m in s.model_list:
-        sc, cut = scored[(m, first_seed)]
-        tr.log_figure(plots.score_distribution(
-            sc["test"], labels, f"{m} on {s.pd}: test decision values and the grey zone",
-            cutoffs={"t_good": cut.t_good, "t_bad": cut.t_bad},
-            groups=test["subsystem"].replace("", "unknown").to_numpy()),
-            f"score_distributions/{m}.png")
-        d = era_drift(sc["calib"], sc["test"], test["era"].to_numpy(), labels)
-        drift.append(d.assign(model=m))
-    tr.log_frame(pd.concat(drift), "", "drift.csv", fmt="csv")
-    best = comparison.iloc[0]["model"]
-    sc, cut = scored[(best, first_seed)]
-    frame = test.assign(score=sc["test"])
-    bad_runs = frame.loc[frame["label"] == 1, "runId"].value_counts().index[:3]
-    for run in bad_runs:
-        tr.log_figure(plots.score_along_run(
-            frame[frame["runId"] == run].sort_values("lumiId"),
-            f"{best}: decision value along run {run}", {"t_good": cut.t_good, "t_bad": cut.t_bad}),
-            f"runs_with_failures/{best}_run{run}.png")
+        d = results[(m, seed)].decisions
+        if d["label"].nunique() > 1:
+            curves[m] = roc_table(d["label"], d["score"], d["judged"])
+    if curves:
+        tr.log_figure(plots.roc_plot(curves, f"{s.pd}: ROC of every detector ({s.protocol}, "
+                                             f"seed {seed})"), "roc_curves.png")
+    drift = pd.concat([results[(m, seed)].steps.assign(model=m) for m in s.model_list])
+    tr.log_frame(drift[["model", "step", "first_run", "last_run", "calib_good_median",
+                        "test_good_median", "t_good", "t_bad"]], "", "drift.csv", fmt="csv")
+
+
+def comparison_markdown(comparison: pd.DataFrame, s: EvaluateSettings) -> str:
+    head = ["model", "correct automation", "automation", "good→BAD", "bad→GOOD",
+            "contamination", "ROC AUC", "meets targets", "seeds"]
+    lines = [f"Protocol {s.protocol}, targets good→BAD ≤ {s.max_good_as_bad:g} and bad→GOOD ≤ "
+             f"{s.max_bad_as_good:g}; mean ± std over seeds {s.seeds}.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in comparison.itertuples():
+        def cell(k: str) -> str:
+            return (f"{getattr(r, k + '_mean'):.4f} ± "
+                    f"{np.nan_to_num(getattr(r, k + '_std')):.4f}")
+        lines.append(f"| {r.model} | {cell('test_correct_automation_rate')} | "
+                     f"{cell('test_automation_rate')} | {cell('test_good_as_bad_rate')} | "
+                     f"{cell('test_bad_as_good_rate')} | {cell('test_contamination')} | "
+                     f"{cell('test_roc_auc')} | {'yes' if r.meets_targets else 'no: ' + r.why_not}"
+                     f" | {r.n_seeds} |")
+    return "\n".join(lines) + "\n"

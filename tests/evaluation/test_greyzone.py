@@ -1,9 +1,11 @@
+"""Cut-offs, decisions and the SPEC §4.2 figures, checked by hand."""
 import numpy as np
 import pytest
 
-from dc_mlops.evaluation.greyzone import (BAD, GOOD, GREY, conformal_bad_cutoff,
-                                          conformal_p_values, decide, empirical_good_cutoff,
-                                          fit_cutoffs, grey_zone_metrics)
+from dc_mlops.evaluation.greyzone import (BAD, DCS, GOOD, GREY, LOW, bad_needed,
+                                          bounded_good_cutoff, combine, conformal_bad_cutoff,
+                                          conformal_p_values, decide, decision_metrics,
+                                          fit_cutoffs, rate_upper_bound)
 
 
 def test_conformal_cutoff_by_hand():
@@ -12,7 +14,6 @@ def test_conformal_cutoff_by_hand():
     assert conformal_bad_cutoff(calib, 0.05) == 95.0
     p = conformal_p_values(calib, np.array([95.0, 95.5, 96.0]))
     np.testing.assert_allclose(p, [6 / 100, 5 / 100, 5 / 100])
-    # exactly the scores with p <= alpha are above the cut-off
     scores = np.linspace(0, 120, 1201)
     assert ((conformal_p_values(calib, scores) <= 0.05) == (scores > 95.0)).all()
 
@@ -22,40 +23,62 @@ def test_too_few_calibration_ls_flags_nothing():
 
 
 def test_conformal_bound_holds_in_finite_samples():
-    # many small calibration sets: the share of fresh good LS flagged stays <= alpha on average
     rng = np.random.default_rng(0)
     alpha, n = 0.1, 19
-    flagged = []
-    for _ in range(4000):
-        calib, fresh = rng.exponential(size=n), rng.exponential()
-        flagged.append(fresh > conformal_bad_cutoff(calib, alpha))
+    flagged = [rng.exponential() > conformal_bad_cutoff(rng.exponential(size=n), alpha)
+               for _ in range(4000)]
     assert np.mean(flagged) <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / 4000)
     assert np.mean(flagged) > alpha - 0.03  # and it is not wastefully conservative
 
 
-def test_good_cutoff_lets_at_most_beta_of_known_bad_through():
-    bad = np.arange(10.0, 110.0)  # 100 known bad LS scored 10..109
-    assert empirical_good_cutoff(bad, 0.0) == 10.0      # below every known bad LS
-    assert empirical_good_cutoff(bad, 0.03) == 13.0     # 3 bad LS (10, 11, 12) would pass
-    assert np.mean(bad < empirical_good_cutoff(bad, 0.03)) <= 0.03
-    assert empirical_good_cutoff(np.array([]), 0.01) == -float("inf")
+def test_one_sided_bound_by_hand():
+    # none of m seen: the 95 % upper bound is 1 - 0.05^(1/m)
+    assert rate_upper_bound(0, 100) == pytest.approx(1 - 0.05 ** (1 / 100))
+    assert rate_upper_bound(0, 298) > 0.01 > rate_upper_bound(0, 299)
+    assert bad_needed(0.01) == 299 and bad_needed(0.001) == 2995
 
 
-def test_decisions_rates_and_automation_by_hand():
-    calib = np.arange(1.0, 100.0)
-    bad_known = np.array([50.0, 60.0, 70.0])
-    cut = fit_cutoffs(calib, bad_known, max_good_as_bad=0.05, max_bad_as_good=0.0)
-    assert (cut.t_good, cut.t_bad) == (50.0, 95.0)
-    scores = np.array([10.0, 49.9, 50.0, 80.0, 95.0, 96.0, 200.0])
-    labels = np.array([0, 0, 0, 1, 0, 1, 1])
-    assert decide(scores, cut).tolist() == [GOOD, GOOD, GREY, GREY, GREY, BAD, BAD]
-    m = grey_zone_metrics(scores, labels, cut)
+def test_good_cutoff_rests_on_enough_known_bad_ls():
+    few = np.arange(10.0, 110.0)  # 100 known bad LS: a 1 % claim is not supported
+    t, bound = bounded_good_cutoff(few, 0.01)
+    assert t == 10.0 and bound > 0.01  # the lowest known-bad score, marked unsupported
+    many = np.arange(2000.0)  # 2000: supports k bad LS below the cut-off with bound <= 1 %
+    t, bound = bounded_good_cutoff(many, 0.01)
+    k = int(t)
+    assert bound <= 0.01 and rate_upper_bound(k + 1, 2000) > 0.01 and k >= 5
+    assert bounded_good_cutoff(np.array([]), 0.01) == (-float("inf"), 1.0)
+    cut = fit_cutoffs(np.arange(1.0, 100.0), few, 0.05, 0.01)
+    assert not cut.t_good_supported and cut.bad_needed == 299 and cut.n_known_bad == 100
+
+
+def test_decisions_and_rates_by_hand():
+    scores = np.array([1.0, 2.0, 5.0, 5.0, 9.0, 9.5, 8.0, 1.5])
+    labels = np.array([0, 0, 0, 1, 0, 1, 1, 1])
+    judged = np.array([False, False, False, True, False, True, True, False])
+    d = decide(scores, t_good=3.0, t_bad=8.5)
+    assert d.tolist() == [GOOD, GOOD, GREY, GREY, BAD, BAD, GREY, GOOD]
+    m = decision_metrics(d, labels, judged)  # LS 7 (bad, not judged) is left out
+    assert m["test_n_ls"] == 7 and m["test_n_bad"] == 3
     assert m["test_automation_rate"] == pytest.approx(4 / 7)
-    assert m["test_bad_as_good_rate"] == 0.0 and m["test_good_as_bad_rate"] == 0.0
-    assert m["test_good_certified_rate"] == pytest.approx(2 / 4)
+    assert m["test_correct_automation_rate"] == pytest.approx(3 / 7)  # LS 0, 1 GOOD; 5 BAD
+    assert m["test_good_as_bad_rate"] == pytest.approx(1 / 4)
+    assert m["test_bad_as_good_rate"] == 0.0 and m["test_contamination"] == 0.0
+    m_all = decision_metrics(d, labels)  # every bad LS judged: LS 7 is a bad LS certified GOOD
+    assert m_all["test_bad_as_good_rate"] == pytest.approx(1 / 4)
+    assert m_all["test_contamination"] == pytest.approx(1 / 3)
+    empty = decision_metrics(np.array([GREY]), np.array([0]))
+    assert np.isnan(empty["test_contamination"]) and np.isnan(empty["test_bad_as_good_rate"])
 
 
 def test_overlapping_cutoffs_leave_no_grey_zone():
-    cut = fit_cutoffs(np.arange(1.0, 100.0), np.array([500.0]), 0.05, 0.0)
+    cut = fit_cutoffs(np.arange(1.0, 100.0), np.array([500.0]), 0.05, 0.5)
     assert cut.t_good == cut.t_bad == 95.0
-    assert GREY not in decide(np.array([1.0, 94.0, 96.0]), cut).tolist()
+    assert GREY not in decide(np.array([1.0, 94.0, 96.0]), cut.t_good, cut.t_bad).tolist()
+
+
+def test_combining_pds_per_ls():
+    ls = np.array([1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+    d = np.array([GOOD, GOOD, GOOD, GREY, GREY, BAD, GOOD, LOW, DCS, GOOD])
+    keys, out = combine(d, ls)
+    assert keys.tolist() == [1, 2, 3, 4, 5]
+    assert out.tolist() == [GOOD, GREY, BAD, LOW, DCS]

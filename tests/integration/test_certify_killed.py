@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.steps.test_certify import production  # noqa: F401  (fixture)
+
 from tests.steps.test_preprocess import make_era
 
 pytestmark = pytest.mark.integration
 
 
-def test_certify_killed_while_writing_leaves_no_output(production, tmp_path, tracking):  # noqa: F811
+def test_certify_killed_while_writing_leaves_no_output(production, tmp_path, tracking):
     era = make_era(tmp_path / "big_era", n_runs=60, n_ls=200, seed=11)
     out = tmp_path / "cert"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}

@@ -1,62 +1,89 @@
-"""certify a new era with the Production certifier: outputs, atomicity, refusals."""
+"""certify a new era with the Production certifier: outputs, domain, DCS, atomicity."""
 import json
+import stat
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from dc_mlops.data.certjson import read_certjson
+from dc_mlops.data.certjson import CertJSON, read_certjson
 from dc_mlops.errors import DataError
-from dc_mlops.settings import (CertifySettings, EvaluateSettings, PreprocessSettings,
-                               PromoteSettings)
+from dc_mlops.settings import CertifySettings
 from dc_mlops.steps import certify as certify_step
 from dc_mlops.steps.certify import run_certify
-from dc_mlops.steps.evaluate import run_evaluate
-from dc_mlops.steps.preprocess import run_preprocess
-from dc_mlops.steps.promote import run_promote
-from tests.steps.test_preprocess import make_era
 
-
-@pytest.fixture
-def production(tracking, tmp_path):
-    era = make_era(tmp_path / "era", n_runs=12, n_ls=40)
-    pre = run_preprocess(PreprocessSettings(pd="ZeroBias", data=str(era))).run_id
-    run_evaluate(EvaluateSettings(pd="ZeroBias", models="pca", seeds="0", preprocess_run=pre,
-                                  max_good_as_bad=0.05))
-    assert run_promote(PromoteSettings(pd="ZeroBias")).promoted
-    return make_era(tmp_path / "new_era", n_runs=5, n_ls=40, seed=7)
+FILES = {"certified_golden.json", "bad_ls.csv", "grey_zone.csv", "low_statistics.csv",
+         "summary.json", "flags.parquet"}
 
 
 def test_certify_writes_consistent_outputs(production, tmp_path):
-    res = run_certify(CertifySettings(pd="ZeroBias", data=str(production), out=str(tmp_path / "cert")))
+    res = run_certify(CertifySettings(pd="ZeroBias", data=str(production),
+                                      out=str(tmp_path / "cert")))
     out = tmp_path / "cert"
-    assert {p.name for p in out.iterdir()} == {"certified_golden.json", "bad_ls.csv", "grey_zone.csv",
-                                              "low_statistics.csv", "summary.json"}
+    assert FILES <= {p.name for p in out.iterdir()}
     summary = json.loads((out / "summary.json").read_text())
     c = summary["counts"]
     assert c["ls_total"] == 200 and c["ls_low_statistics"] == 5
     assert c["ls_good"] + c["ls_bad"] + c["ls_grey"] == 195
+    golden_text = (out / "certified_golden.json").read_text()
     certified = read_certjson(out / "certified_golden.json")
-    assert certified.n_ls == c["ls_good"]
+    assert certified.n_ls == c["ls_good"] and golden_text.count("\n") == certified.n_runs + 2
+    assert stat.S_IMODE((out / "certified_golden.json").stat().st_mode) == 0o644
     bad = pd.read_csv(out / "bad_ls.csv")
-    grey = pd.read_csv(out / "grey_zone.csv")
-    t = summary["thresholds"]
-    assert (bad["score"] > t["t_bad"]).all() and len(bad) == c["ls_bad"]
-    assert grey["score"].between(t["t_good"], t["t_bad"]).all() and len(grey) == c["ls_grey"]
-    assert not certified.contains(bad["run"], bad["ls"]).any()
+    assert bad["n_ls"].sum() == c["ls_bad"] and (bad["last_ls"] >= bad["first_ls"]).all()
+    for r in bad.itertuples():  # no BAD range is certified
+        assert not certified.contains(np.full(r.n_ls, r.run), np.arange(r.first_ls,
+                                                                         r.last_ls + 1)).any()
+    grey = pd.read_csv(out / "grey_zone.csv", keep_default_na=False)
+    assert len(grey) == c["ls_grey"] and grey["p_value"].is_monotonic_increasing
+    assert "verdict" in grey.columns
     if len(grey):
         assert grey["top_histograms"].str.contains(r"q\w+ \(\d+%\)").all()
-    assert summary["automation_rate"] == pytest.approx((c["ls_good"] + c["ls_bad"]) / 195)
-    assert "agreement_with_golden" in summary and "in_domain" in summary["domain"]
-    # the era's failures (last 4 LS of each run, a 1.5-sigma shift of every histogram) are caught
-    assert summary["agreement_with_golden"]["era_bad_as_good_rate"] <= 0.05
+    flags = pd.read_parquet(out / "flags.parquet")
+    assert set(flags["subsystem"]) == {"TRACKER", "PIXEL"} and len(flags) == 2 * 200
+    assert summary["models"][0]["pd"] == "ZeroBias" and summary["models"][0]["version"] == "1"
+    assert summary["automation"] == pytest.approx((c["ls_good"] + c["ls_bad"]) / 195)
+    # the era's failures (last 4 LS of each run, a 1.5-sigma shift of every histogram)
+    assert summary["in_domain"] and summary["bad_as_good_rate"] <= 0.05
+    assert summary["contamination"] is None or summary["contamination"] <= 0.05
     assert res.run_id
 
 
-def test_certify_refuses_existing_output_and_other_pd(production, tmp_path):
+def test_out_of_domain_certifies_nothing_good_unless_forced(production, tmp_path, monkeypatch):
+    real = certify_step.domain_report
+
+    def foreign(*args, **kwargs):
+        return real(*args, **kwargs) | {"in_domain": False, "reasons": ["test: foreign era"]}
+
+    monkeypatch.setattr(certify_step, "domain_report", foreign)
+    res = run_certify(CertifySettings(pd="ZeroBias", data=str(production),
+                                      out=str(tmp_path / "cert")))
+    assert res.summary["counts"]["ls_good"] == 0 and not res.summary["in_domain"]
+    forced = run_certify(CertifySettings(pd="ZeroBias", data=str(production), force=True,
+                                         out=str(tmp_path / "forced")))
+    assert forced.summary["counts"]["ls_good"] > 0 and forced.summary["forced"]
+
+
+def test_ls_outside_the_dcs_json_are_never_good(production, tmp_path):
+    dcs = CertJSON.from_lumisections(np.full(20, 315300), np.arange(1, 21))
+    dcs.write(tmp_path / "dcs.json")
+    res = run_certify(CertifySettings(pd="ZeroBias", data=str(production),
+                                      dcs_json=str(tmp_path / "dcs.json"),
+                                      out=str(tmp_path / "cert")))
+    certified = read_certjson(tmp_path / "cert" / "certified_golden.json")
+    r, l = certified.lumisections()
+    assert dcs.contains(r, l).all()
+    assert res.summary["counts"]["ls_dcs_bad"] == 200 - 20
+
+
+def test_certify_refuses_existing_or_impossible_output_and_other_pd(production, tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("")
     with pytest.raises(DataError, match="exists and is not empty"):
-        run_certify(CertifySettings(pd="ZeroBias", data=str(production), out=str(tmp_path / "full")))
+        run_certify(CertifySettings(pd="ZeroBias", data=str(production),
+                                    out=str(tmp_path / "full")))
+    with pytest.raises(DataError, match="cannot create the output folder"):
+        run_certify(CertifySettings(pd="ZeroBias", data=str(production), out="/dev/null/x"))
     with pytest.raises(DataError, match="dc-certifier-JetHT"):
         run_certify(CertifySettings(pd="JetHT", data=str(production), out=str(tmp_path / "o")))
     assert not (tmp_path / "o").exists()
@@ -71,6 +98,7 @@ def test_certify_failing_midway_leaves_no_output(production, tmp_path, monkeypat
 
     monkeypatch.setattr(certify_step, "_write", write_then_die)
     with pytest.raises(KeyboardInterrupt):
-        run_certify(CertifySettings(pd="ZeroBias", data=str(production), out=str(tmp_path / "cert")))
+        run_certify(CertifySettings(pd="ZeroBias", data=str(production),
+                                    out=str(tmp_path / "cert")))
     assert not (tmp_path / "cert").exists()
     assert not list(tmp_path.glob(".cert.partial-*"))

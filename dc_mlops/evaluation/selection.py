@@ -1,0 +1,64 @@
+"""The promotion rule (SPEC §5), in one place: which evaluated detector may certify.
+
+A candidate is a detector (one model name) evaluated over several seeds on the same LS. It
+*meets the targets* when its mean measured good->BAD rate is within ``max_good_as_bad`` and
+its mean measured bad->GOOD rate within ``max_bad_as_good``; among those the highest mean
+``metric`` (correct automation by default) wins, ties broken by ROC AUC. A candidate that
+misses a target is never chosen, however much it automates: wrong BAD flags and bad LS in the
+Golden JSON are not "automation". A rate that could not be measured (no bad LS among the
+certified ones) does not meet its target, and neither does a detector that ranks the PD's
+failures no better than chance (ROC AUC <= 0.5): its few right decisions would be luck.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+RATES = ("test_good_as_bad_rate", "test_bad_as_good_rate")
+SUMMARY = ("test_correct_automation_rate", "test_automation_rate", "test_good_as_bad_rate",
+           "test_bad_as_good_rate", "test_contamination", "test_roc_auc", "test_pr_auc",
+           "test_roc_auc_all")
+
+
+def summarise(candidates: pd.DataFrame, columns: tuple[str, ...] = SUMMARY) -> pd.DataFrame:
+    """Mean and spread over seeds per model: ``<metric>_mean``, ``<metric>_std``, n_seeds."""
+    cols = [c for c in columns if c in candidates.columns]
+    agg = candidates.groupby("model", sort=False)[cols].agg(["mean", "std"])
+    agg.columns = [f"{a}_{b}" for a, b in agg.columns]
+    agg["n_seeds"] = candidates.groupby("model", sort=False).size()
+    return agg.reset_index()
+
+
+def rank(summary: pd.DataFrame, max_good_as_bad: float, max_bad_as_good: float,
+         metric: str = "test_correct_automation_rate") -> pd.DataFrame:
+    """``summary`` with ``meets_targets`` and ``why_not`` columns, best first."""
+    out = summary.copy()
+    why = []
+    for r in out.itertuples():
+        gab = getattr(r, "test_good_as_bad_rate_mean")
+        bag = getattr(r, "test_bad_as_good_rate_mean")
+        reasons = []
+        if not np.isfinite(gab) or gab > max_good_as_bad:
+            reasons.append(f"good->BAD {gab:.4f} > {max_good_as_bad:g}")
+        if not np.isfinite(bag) or bag > max_bad_as_good:
+            reasons.append(f"bad->GOOD {bag:.4f} > {max_bad_as_good:g}")
+        auc = getattr(r, "test_roc_auc_mean", np.nan)
+        if not auc > 0.5:
+            reasons.append(f"ROC AUC {auc:.3f}: no better than chance")
+        why.append("; ".join(reasons))
+    out["why_not"] = why
+    out["meets_targets"] = out["why_not"] == ""
+    key = f"{metric}_mean"
+    if key not in out.columns:
+        raise KeyError(metric)
+    return out.assign(_m=out[key].fillna(-1), _a=out.get("test_roc_auc_mean", 0.0)).sort_values(
+        ["meets_targets", "_m", "_a"], ascending=False).drop(columns=["_m", "_a"]
+                                                             ).reset_index(drop=True)
+
+
+def best_seed(candidates: pd.DataFrame, model: str,
+              metric: str = "test_correct_automation_rate") -> pd.Series:
+    """The seed of ``model`` whose certifier is registered: its best on ``metric`` (the model
+    as a whole met the targets on the mean over seeds)."""
+    rows = candidates[candidates["model"] == model]
+    return rows.sort_values([metric, "test_roc_auc"], ascending=False).iloc[0]

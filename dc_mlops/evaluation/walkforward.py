@@ -1,0 +1,161 @@
+"""Run a protocol's plan (``protocols``) with one detector: fit on each step's training LS,
+set the grey zone on LS the step never trained on, decide the LS it certifies.
+
+Shared by the ``evaluate`` step and the benchmarks, so the figures a DC expert reads in
+MLflow and those in ``benchmarks/results`` come from the same code. Per step:
+
+* the detector is fitted on the good LS of the training runs (conditions fit included),
+* ``t_bad`` is the conformal cut-off on the good LS of the calibration runs (the newest runs
+  before the block: the closest in time to what is certified),
+* ``t_good`` is set on every *judged* bad LS known before the block (the PD's own failures of
+  all earlier runs), with the one-sided bound of :mod:`.greyzone`,
+* every LS of the block is scored and decided; its conformal p-value is kept.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dc_mlops.detectors.base import Detector
+from dc_mlops.errors import DataError
+from dc_mlops.evaluation.greyzone import (Cutoffs, conformal_p_values, decide, decision_metrics,
+                                          fit_cutoffs)
+from dc_mlops.evaluation.metrics import detection_metrics
+from dc_mlops.evaluation.protocols import Step
+
+#: the LS columns carried into the per-LS decision table
+KEEP = ("runId", "lumiId", "era", "label", "judged", "origin", "subsystem", "scenario")
+
+
+@dataclass
+class StepResult:
+    """A fitted step: its detector, cut-offs and the data it rests on."""
+
+    step: Step
+    detector: Detector
+    cutoffs: Cutoffs
+    calib_scores: np.ndarray
+    n_train: int
+    fit_seconds: float
+
+
+@dataclass
+class WalkForward:
+    """Every certified LS once (``decisions``) and one row per step (``steps``)."""
+
+    decisions: pd.DataFrame
+    steps: pd.DataFrame
+
+    def metrics(self, prefix: str = "test") -> dict[str, float]:
+        d = self.decisions
+        out = detection_metrics(d["label"], d["score"], prefix, d["judged"], d["subsystem"])
+        out.update(decision_metrics(d["decision"], d["label"], d["judged"], prefix))
+        return out
+
+
+def conditions_of(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:
+    """The condition values detectors are fitted against, or None for ``none``."""
+    if column is None or column == "none":
+        return None
+    values = frame[column].to_numpy(np.float64)
+    if not np.isfinite(values).all():
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise DataError(f"LS (run {frame['runId'].iat[bad]}, LS {frame['lumiId'].iat[bad]}) has "
+                        f"no {column}: give the preprocess step a conditions table, or use "
+                        "conditions=none")
+    return values
+
+
+def fit_step(frame: pd.DataFrame, names: list[str], step: Step, build: Callable[[], Detector],
+             conditions: str | None, max_good_as_bad: float, max_bad_as_good: float
+             ) -> StepResult:
+    """Fit one step of a run plan: its detector and cut-offs (no test LS are read)."""
+    runs = frame["runId"].to_numpy()
+    good = frame["label"].to_numpy() == 0
+    first = min(step.test_runs) if step.test_runs else np.inf
+    known_bad = frame[(runs < first) & (frame["label"].to_numpy() == 1)
+                      & frame["judged"].to_numpy(bool)]
+    return fit_parts(frame[np.isin(runs, step.train_runs) & good],
+                     frame[np.isin(runs, step.calib_runs) & good], known_bad, names, step,
+                     build, conditions, max_good_as_bad, max_bad_as_good)
+
+
+def fit_parts(train: pd.DataFrame, calib: pd.DataFrame, known_bad: pd.DataFrame,
+              names: list[str], step: Step, build: Callable[[], Detector],
+              conditions: str | None, max_good_as_bad: float, max_bad_as_good: float
+              ) -> StepResult:
+    """Fit a detector on ``train`` (good LS), calibrate ``t_bad`` on ``calib`` (good LS) and
+    ``t_good`` on ``known_bad`` (the judged bad LS known so far)."""
+    if len(train) < 2 or len(calib) < 1:
+        where = f"runs {step.train_runs[0]}-{step.calib_runs[-1]}" if step.calib_runs else "data"
+        raise DataError(f"{where}: {len(train)} good LS to train on and {len(calib)} to "
+                        "calibrate on: too few (widen the window or check the labels)")
+    det = build()
+    t0 = time.perf_counter()
+    _fit(det, train[names].to_numpy(np.float32), conditions_of(train, conditions))
+    fit_seconds = time.perf_counter() - t0
+    s_calib = _score(det, calib, names, conditions)
+    s_bad = _score(det, known_bad, names, conditions)
+    cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good)
+    return StepResult(step, det, cut, s_calib, len(train), fit_seconds)
+
+
+def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
+             build: Callable[[], Detector], conditions: str | None, max_good_as_bad: float,
+             max_bad_as_good: float, on_step: Callable[[int], None] | None = None
+             ) -> WalkForward:
+    """Fit, calibrate and certify every step of ``plan``; each LS is certified once."""
+    frame = frame.sort_values(["runId", "lumiId"], kind="stable").reset_index(drop=True)
+    runs = frame["runId"].to_numpy()
+    parts, rows = [], []
+    for i, step in enumerate(plan):
+        res = fit_step(frame, names, step, build, conditions, max_good_as_bad, max_bad_as_good)
+        part, row = certify_part(res, frame[np.isin(runs, step.test_runs)], names, conditions, i)
+        parts.append(part)
+        rows.append(row)
+        if on_step is not None:
+            on_step(i)
+    return WalkForward(pd.concat(parts, ignore_index=True), pd.DataFrame(rows))
+
+
+def certify_part(res: StepResult, test: pd.DataFrame, names: list[str],
+                 conditions: str | None, index: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Score and decide the LS of ``test`` with a fitted step; per-LS table and step row."""
+    scores = _score(res.detector, test, names, conditions)
+    cut = res.cutoffs
+    part = test[[c for c in KEEP if c in test.columns]].copy()
+    part["step"] = index
+    part["score"] = scores
+    part["p_value"] = conformal_p_values(res.calib_scores, scores)
+    part["decision"] = decide(scores, cut.t_good, cut.t_bad)
+    good = part["label"].to_numpy() == 0
+    runs = part["runId"].to_numpy()
+    row = {"step": index, "first_run": int(runs.min()) if len(runs) else -1,
+           "last_run": int(runs.max()) if len(runs) else -1,
+           "n_train_runs": len(res.step.train_runs), "n_calib_runs": len(res.step.calib_runs),
+           "n_train_ls": res.n_train, "fit_seconds": res.fit_seconds,
+           "calib_good_median": float(np.median(res.calib_scores)),
+           "test_good_median": float(np.median(scores[good])) if good.any() else float("nan"),
+           **{k: v for k, v in cut.to_dict().items() if k != "confidence"},
+           **decision_metrics(part["decision"], part["label"], part["judged"], "step")}
+    return part, row
+
+
+def _fit(det: Detector, X: np.ndarray, c: np.ndarray | None) -> None:
+    if c is None:
+        det.fit(X)
+    else:
+        det.fit(X, conditions=c)
+
+
+def _score(det: Detector, part: pd.DataFrame, names: list[str], conditions: str | None
+           ) -> np.ndarray:
+    if len(part) == 0:
+        return np.zeros(0)
+    X = part[names].to_numpy(np.float32)
+    c = conditions_of(part, conditions)
+    return det.score(X) if c is None else det.score(X, conditions=c)

@@ -1,0 +1,34 @@
+"""The promotion rule: targets first, then correct automation; wrong flags are no automation."""
+import numpy as np
+import pandas as pd
+
+from dc_mlops.evaluation.selection import best_seed, rank, summarise
+
+
+def _cands(rows):
+    cols = ["model", "seed", "test_correct_automation_rate", "test_automation_rate",
+            "test_good_as_bad_rate", "test_bad_as_good_rate", "test_roc_auc"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_a_detector_that_misses_a_target_is_never_first_however_much_it_automates():
+    c = _cands([("greedy", 0, 0.60, 1.00, 0.40, 0.0, 0.9),      # flags 40 % of good LS BAD
+                ("leaky", 0, 0.95, 0.99, 0.005, 0.07, 0.99),    # 7 % bad LS certified GOOD
+                ("careful", 0, 0.70, 0.71, 0.004, 0.005, 0.97),
+                ("careful", 1, 0.72, 0.73, 0.006, 0.007, 0.97)])
+    r = rank(summarise(c), max_good_as_bad=0.01, max_bad_as_good=0.01)
+    assert r.iloc[0]["model"] == "careful" and r.iloc[0]["meets_targets"]
+    assert r.iloc[0]["test_correct_automation_rate_mean"] == 0.71
+    why = dict(zip(r["model"], r["why_not"]))
+    assert "good->BAD 0.4000 > 0.01" in why["greedy"]
+    assert "bad->GOOD 0.0700 > 0.01" in why["leaky"]
+    assert best_seed(c, "careful")["seed"] == 1
+
+
+def test_unmeasured_rates_and_chance_level_detectors_do_not_meet_targets():
+    c = _cands([("no_bad_seen", 0, 0.9, 0.9, 0.0, np.nan, np.nan),
+                ("coin", 0, 0.05, 0.06, 0.01, 0.0, 0.49)])
+    r = rank(summarise(c), 0.01, 0.01)
+    assert not r["meets_targets"].any()
+    why = dict(zip(r["model"], r["why_not"]))
+    assert "bad->GOOD nan" in why["no_bad_seen"] and "chance" in why["coin"]

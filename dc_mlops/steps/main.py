@@ -1,34 +1,46 @@
-"""The ``main`` chain on the embedded simulator, end to end:
+"""The ``main`` chain on the embedded simulator, end to end, for every PD at once:
 
-simulate the history (2018A-D; the run-wise chronological split trains on the early runs and
-tests on the latest) -> preprocess -> train a set of detectors with a small budget ->
-evaluate them (grey zone at the default error-rate targets) -> promote the best to the
-Production certifier -> simulate new runs of the latest era (another seed) -> certify them. It ends with a
-printed summary and the command that opens the MLflow UI on the results. Every step reuses
-finished work: the simulated folders are cached under data/simulated/, preprocess and
-evaluate reuse finished runs, promote is a no-op when the champion is unchanged.
+simulate the history (2018A-D, the four PDs on the same runs, LS, conditions and failures)
+-> per PD: preprocess -> walk-forward evaluation of a few detectors (the rolling protocol)
+-> promote the best that meets the targets -> simulate new runs of the latest era (another
+seed) -> certify them for all PDs together -> print an honest summary: automation, the
+measured rates against the era's Golden JSON, which model and version decided for each PD,
+and a loud line for anything wrong (a detector ranking failures below chance, a rate over
+its target, an era out of domain, a PD with no certifier). Every step reuses finished work:
+the simulated folders are cached under ``data/simulated/``, preprocess and evaluate reuse
+finished runs, promote is a no-op when the champion is unchanged.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-from dc_mlops.settings import (CertifySettings, EvaluateSettings, MainSettings,
-                               PreprocessSettings, PromoteSettings, SimulateSettings,
-                               TrainSettings)
+from dc_mlops.settings import (PDS, CertifySettings, EvaluateSettings, MainSettings,
+                               PreprocessSettings, PromoteSettings, SimulateSettings)
 from dc_mlops.steps.preprocess import run_preprocess
 from dc_mlops.steps.simulate import run_simulate
 from dc_mlops.tracking import runs as tr
+from dc_mlops.tracking.studies import detached_from_launcher
 
 log = logging.getLogger("dc_mlops")
 
-#: a small budget per detector so the chain runs in minutes on 2 CPU cores
-MAIN_MODELS = ("sparse_ae", "vanilla_ae", "pca", "iforest", "knn")
-MAIN_EPOCHS = 40
-MAIN_LEARNING_RATE = 1e-3
+#: the chain's budget: a fast baseline and an autoencoder, one seed, a walk of a few steps
+MAIN_MODELS = "pca,vanilla_ae"
+MAIN_SEEDS = "0"
+MAIN_WALK = dict(window_runs=24, calib_runs=6, step_runs=12, conditions="none")  # TODO: pileup after the detector merge
 HISTORY_ERAS = "2018A,2018B,2018C,2018D"
 NEW_ERA = "2018D"
+MAIN_EXPERIMENT = "dc-mlops"
+
+
+@dataclass(frozen=True)
+class _PDResult:
+    pd: str
+    preprocess_run: str
+    evaluation: object
+    promotion: object
 
 
 def _simulated(pd_name: str, eras: str, n_ls: int, seed: int) -> Path:
@@ -42,42 +54,96 @@ def run_main(s: MainSettings) -> dict:
     from dc_mlops.steps.certify import run_certify
     from dc_mlops.steps.evaluate import run_evaluate
     from dc_mlops.steps.promote import run_promote
-    from dc_mlops.steps.train import run_train
 
+    pds = list(PDS) if s.pd == "all" else [s.pd]
     history = _simulated(s.pd, HISTORY_ERAS, s.n_ls, s.seed)
-    pre = run_preprocess(PreprocessSettings(pd=s.pd, data=str(history), seed=s.seed))
-    exp = tr.ensure_experiment(tr.experiment_name(s.pd))
-    for model in MAIN_MODELS:  # the chain's small budget; finished runs are reused
-        if tr.find_train_run(exp, model, pre.run_id, s.seed) is None:
-            run_train(TrainSettings(model=model, pd=s.pd, seed=s.seed, epochs=MAIN_EPOCHS,
-                                    learning_rate=MAIN_LEARNING_RATE, preprocess_run=pre.run_id))
-    ev = run_evaluate(EvaluateSettings(pd=s.pd, models=",".join(MAIN_MODELS), seeds=str(s.seed),
-                                       preprocess_run=pre.run_id))
-    promo = run_promote(PromoteSettings(pd=s.pd, evaluation_run=ev.run_id))
-    new_era = _simulated(s.pd, NEW_ERA, max(s.n_ls // 4, 2000), s.seed + 1)
-    out = Path("outputs") / f"certify-{s.pd}-{NEW_ERA}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    cert = run_certify(CertifySettings(pd=s.pd, data=str(new_era), out=str(out)))
-    _print_summary(s, pre.run_id, ev, promo, cert)
-    return {"preprocess": pre.run_id, "evaluate": ev.run_id, "promote": promo.run_id,
-            "certify": cert.run_id, "out": str(out)}
+    new_era = _simulated(s.pd, NEW_ERA, max(s.n_ls // 5, 2000), s.seed + 1)
+    results = []
+    with detached_from_launcher():  # under `mlflow run`, the launcher points at main's run
+        for pd_name in pds:
+            pre = run_preprocess(PreprocessSettings(pd=pd_name, data=str(history)))
+            ev = run_evaluate(EvaluateSettings(pd=pd_name, models=MAIN_MODELS, seeds=MAIN_SEEDS,
+                                               preprocess_run=pre.run_id, **MAIN_WALK))
+            promo = run_promote(PromoteSettings(pd=pd_name, evaluation_run=ev.run_id))
+            results.append(_PDResult(pd_name, pre.run_id, ev, promo))
+        certifiable = [r.pd for r in results if r.promotion.production]
+        out = Path("outputs") / f"certify-{s.pd}-{NEW_ERA}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+        cert = None
+        if certifiable:
+            cert = run_certify(CertifySettings(pd=",".join(certifiable) if len(certifiable) < 4
+                                               else "all", data=str(new_era), out=str(out)))
+    lines = summary_lines(s, results, cert)
+    exp = tr.ensure_experiment(MAIN_EXPERIMENT)
+    with tr.tracked_run(exp, "main", f"main {'all PDs' if s.pd == 'all' else s.pd}",
+                        tags={tr.TAG_PD: s.pd, **{f"dc_mlops.evaluation_run.{r.pd}":
+                                                  r.evaluation.run_id for r in results},
+                              **({"dc_mlops.certify_run": cert.run_id} if cert else {})}) as run:
+        tr.log_params({"pd": s.pd, "n_ls": s.n_ls, "seed": s.seed, "models": MAIN_MODELS,
+                       "seeds": MAIN_SEEDS, **MAIN_WALK})
+        if cert is not None:
+            tr.log_metrics({k: v for k, v in cert.summary.items()
+                            if k in ("automation", "good_as_bad_rate", "bad_as_good_rate",
+                                     "contamination") and isinstance(v, float)})
+        tr.log_text("\n".join(lines) + "\n", "summary.txt")
+    print("\n".join(lines))
+    return {"run": run.info.run_id, "results": results, "certify": cert,
+            "out": str(out) if cert else ""}
 
 
-def _print_summary(s: MainSettings, pre_run: str, ev, promo, cert) -> None:
-    print("\n== dc_mlops main: done ==")
-    print(f"preprocess run {pre_run}; evaluate run {ev.run_id}")
-    print(f"{'model':<12} {'automation':>10} {'bad->GOOD':>10} {'good->BAD':>10} {'ROC AUC':>8}")
-    for r in ev.comparison.itertuples():
-        print(f"{r.model:<12} {r.test_automation_rate_mean:>10.3f} {r.test_bad_as_good_rate_mean:>10.4f}"
-              f" {r.test_good_as_bad_rate_mean:>10.4f} {r.test_roc_auc_mean:>8.4f}")
-    print(f"promote: {'promoted version ' + promo.version if promo.promoted else 'kept'}"
-          f" ({promo.reason})")
-    c = cert.summary["counts"]
-    print(f"certified {NEW_ERA}: {c['ls_good']} GOOD, {c['ls_bad']} BAD, {c['ls_grey']} grey "
-          f"(automation {cert.summary['automation_rate']:.1%}), "
-          f"in domain: {cert.summary['domain']['in_domain']} -> {cert.out}")
-    if "agreement_with_golden" in cert.summary:
-        a = cert.summary["agreement_with_golden"]
-        print(f"agreement with the era's Golden JSON: bad->GOOD {a['era_bad_as_good_rate']:.4f}, "
-              f"good->BAD {a['era_good_as_bad_rate']:.4f}")
-    print(f"\nOpen the results:  mlflow ui --backend-store-uri {tr.tracking_uri()} --port 5000\n"
-          f"then browse http://127.0.0.1:5000 (experiment dc-mlops-{s.pd}).")
+def summary_lines(s: MainSettings, results: list[_PDResult], cert) -> list[str]:
+    """What a DC expert reads at the end: per PD, then the certified era, then any alarm."""
+    alarms: list[str] = []
+    lines = ["", "== dc_mlops main: done ==",
+             f"{'PD':<11} {'detector':<11} {'version':>7} {'correct auto':>12} "
+             f"{'good->BAD':>9} {'bad->GOOD':>9} {'ROC AUC':>7}"]
+    for r in results:
+        comp = r.evaluation.comparison
+        best = comp.iloc[0]
+        promo = r.promotion
+        version = promo.production or "-"
+        lines.append(f"{r.pd:<11} {best['model']:<11} {version:>7} "
+                     f"{best['test_correct_automation_rate_mean']:>12.3f} "
+                     f"{best['test_good_as_bad_rate_mean']:>9.4f} "
+                     f"{best['test_bad_as_good_rate_mean']:>9.4f} "
+                     f"{best['test_roc_auc_mean']:>7.3f}")
+        for row in comp.itertuples():
+            if row.test_roc_auc_mean < 0.5:
+                alarms.append(f"!! {r.pd} {row.model}: ROC AUC {row.test_roc_auc_mean:.3f} ranks "
+                              "the PD's failures below chance")
+        if not promo.production:
+            alarms.append(f"!! {r.pd}: no certifier in Production ({promo.reason})")
+        elif not best["meets_targets"]:
+            alarms.append(f"!! {r.pd}: no detector of this evaluation meets the targets "
+                          f"({best['why_not']}); Production stays version {promo.production}")
+    target_gab = EvaluateSettings().max_good_as_bad
+    target_bag = EvaluateSettings().max_bad_as_good
+    if cert is not None:
+        sm = cert.summary
+        c = sm["counts"]
+        models = ", ".join(f"{m['pd']} {m['name']} v{m['version']}" for m in sm["models"])
+        lines.append(f"certified {NEW_ERA} (new runs, {c['ls_total']} LS): {c['ls_good']} GOOD, "
+                     f"{c['ls_bad']} BAD, {c['ls_grey']} to review, "
+                     f"{c['ls_low_statistics']} low statistics; automation {sm['automation']:.1%}")
+        if "good_as_bad_rate" in sm:
+            contamination = sm.get("contamination")
+            lines.append(f"against the era's Golden JSON: good->BAD {sm['good_as_bad_rate']:.2%}"
+                         f" (target {target_gab:.0%}), bad->GOOD {sm['bad_as_good_rate']:.2%}"
+                         f" (target {target_bag:.0%}), contamination of the certified "
+                         f"Golden JSON {'n/a' if contamination is None else f'{contamination:.3%}'}")
+            if sm["good_as_bad_rate"] > target_gab:
+                alarms.append(f"!! good->BAD {sm['good_as_bad_rate']:.2%} is over its target")
+            if sm["bad_as_good_rate"] > target_bag:
+                alarms.append(f"!! bad->GOOD {sm['bad_as_good_rate']:.2%} is over its target")
+        lines.append(f"decided by: {models}; outputs in {cert.out}")
+        for pd_name, d in sm["domain"].items():
+            if not d["in_domain"]:
+                alarms.append(f"!! {pd_name}: the new era is outside the certifier's domain "
+                              f"({'; '.join(d['reasons'])}){'' if sm['forced'] else ': nothing GOOD'}")
+    else:
+        alarms.append("!! nothing was certified: no PD has a certifier in Production")
+    lines += alarms
+    lines += ["", f"Open the results:  mlflow ui --backend-store-uri {tr.tracking_uri()} "
+                  "--port 5000",
+              f"then browse http://127.0.0.1:5000 (experiments {MAIN_EXPERIMENT} and "
+              "dc-mlops-<PD>)."]
+    return lines

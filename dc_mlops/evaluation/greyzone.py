@@ -24,6 +24,7 @@ Scores equal to a cut-off fall in the grey zone: GOOD is ``s < t_good``, BAD is 
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -191,3 +192,39 @@ def combine(decisions: np.ndarray, ls_index: np.ndarray) -> tuple[np.ndarray, np
     out[any_of(BAD)] = BAD
     out[any_of(DCS)] = DCS
     return keys, out.astype(str)
+
+
+def refresh_cutoffs(calib_good: np.ndarray, known_bad: np.ndarray, new_good: np.ndarray,
+                    flagged_unverified: np.ndarray, verified_bad: np.ndarray,
+                    max_good_as_bad: float, max_bad_as_good: float,
+                    confidence: float = CONFIDENCE) -> tuple[Cutoffs, np.ndarray]:
+    """Cut-offs after a DC expert's review (SPEC §4.4): they adapt as verdicts arrive.
+
+    * ``t_bad``: the good LS of the reviewed era (certified GOOD, or verified GOOD) join the
+      calibration LS, so the BAD cut-off rests on more and newer good LS (a small calibration
+      set makes the conformal cut-off conservative: the grey zone shrinks from above as it
+      grows). They are not a random sample of the era's good LS: good LS flagged BAD that
+      nobody checked are missing, and leaving them out would pull ``t_bad`` down review after
+      review. They stand in from the unverified BAD-flagged LS: the lowest-scoring of those
+      (the likeliest to be good), as many as a certifier meeting its target flags wrongly
+      (``max_good_as_bad`` of the good LS). Verdicts on BAD-flagged LS, when the expert gives
+      them, replace the stand-ins by the truth.
+    * ``t_good``: its one-sided bound rests on the known bad LS of fully labelled runs only.
+      Bad LS found in a review are not a random sample of bad LS (those certified GOOD were
+      never shown to the expert), so they cannot loosen the bound; they tighten it: ``t_good``
+      never stays above a verified bad LS (a bad LS an expert found among certified GOOD LS
+      pulls it down at once).
+
+    Returns the new cut-offs and the calibration scores they rest on.
+    """
+    new_good = np.asarray(new_good, dtype=np.float64)
+    flagged = np.sort(np.asarray(flagged_unverified, dtype=np.float64))
+    n_tail = min(len(flagged), int(math.ceil(max_good_as_bad * len(new_good)
+                                             / max(1e-12, 1 - max_good_as_bad))))
+    calib = np.concatenate([np.asarray(calib_good, dtype=np.float64), new_good,
+                            flagged[:n_tail]])
+    cut = fit_cutoffs(calib, known_bad, max_good_as_bad, max_bad_as_good, confidence)
+    verified_bad = np.asarray(verified_bad, dtype=np.float64)
+    if len(verified_bad) and verified_bad.min() < cut.t_good:
+        cut = dataclasses.replace(cut, t_good=float(verified_bad.min()))
+    return cut, calib

@@ -39,6 +39,7 @@ class StepResult:
     detector: Detector
     cutoffs: Cutoffs
     calib_scores: np.ndarray
+    bad_scores: np.ndarray  # the known bad LS t_good rests on
     n_train: int
     fit_seconds: float
 
@@ -101,7 +102,7 @@ def fit_parts(train: pd.DataFrame, calib: pd.DataFrame, known_bad: pd.DataFrame,
     s_calib = _score(det, calib, names, conditions)
     s_bad = _score(det, known_bad, names, conditions)
     cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good)
-    return StepResult(step, det, cut, s_calib, len(train), fit_seconds)
+    return StepResult(step, det, cut, s_calib, s_bad, len(train), fit_seconds)
 
 
 def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],

@@ -213,6 +213,7 @@ def certifier_spec(base: dict, model: str, s: EvaluateSettings, final: StepResul
         model=model, pd=s.pd, conditions=conditions or "none",
         thresholds={"t_good": final.cutoffs.t_good, "t_bad": final.cutoffs.t_bad},
         cutoffs=final.cutoffs.to_dict(), calibration_scores=scores.tolist(),
+        known_bad_scores=np.sort(final.bad_scores).tolist(),
         feature_min=X.min(axis=0).tolist(), feature_max=X.max(axis=0).tolist(),
         train_runs=list(final.step.train_runs), calib_runs=list(final.step.calib_runs),
         evaluation_run=evaluation_run, candidate_run=candidate_run, protocol=s.protocol)

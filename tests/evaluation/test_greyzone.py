@@ -5,7 +5,7 @@ import pytest
 from dc_mlops.evaluation.greyzone import (BAD, DCS, GOOD, GREY, LOW, bad_needed,
                                           bounded_good_cutoff, combine, conformal_bad_cutoff,
                                           conformal_p_values, decide, decision_metrics,
-                                          fit_cutoffs, rate_upper_bound)
+                                          fit_cutoffs, rate_upper_bound, refresh_cutoffs)
 
 
 def test_conformal_cutoff_by_hand():
@@ -82,3 +82,43 @@ def test_combining_pds_per_ls():
     keys, out = combine(d, ls)
     assert keys.tolist() == [1, 2, 3, 4, 5]
     assert out.tolist() == [GOOD, GREY, BAD, LOW, DCS]
+
+
+def test_reviews_adapt_the_cutoffs_to_a_new_era_and_the_rates_hold():
+    """A stream of reviewed blocks (the truth plays the DC expert on the grey and the BAD LS):
+    calibrated on an older window whose good LS scored 30 % higher, the certifier starts
+    conservative; as verdicts arrive t_bad follows the new era, the grey zone shrinks, and
+    the rates stay within their targets. Bad LS found in a review never loosen t_good."""
+    rng = np.random.default_rng(3)
+
+    def scores(n, scale=1.0):
+        y = (rng.random(n) < 0.05).astype(int)
+        bad = np.where(rng.random(n) < 0.2, rng.gamma(4, 1, n) * 1.5 + 5,
+                       rng.gamma(4, 1, n) * 6 + 15)
+        return np.where(y == 1, bad, rng.gamma(4, 1, n) * scale), y
+
+    calib = rng.gamma(4, 1, 2000) * 1.3
+    s0, y0 = scores(20000)
+    known_bad = s0[y0 == 1][:400]
+    first = cut = fit_cutoffs(calib, known_bad, 0.01, 0.01)
+    for _ in range(10):
+        s, y = scores(4000)
+        d = decide(s, cut.t_good, cut.t_bad)
+        seen = d != GOOD  # the expert reviews the grey LS and checks the BAD ones
+        cut, calib = refresh_cutoffs(calib, known_bad, s[(d == GOOD) | (seen & (y == 0))],
+                                     s[:0], s[seen & (y == 1)], 0.01, 0.01)
+    assert cut.t_good == first.t_good  # found bad LS (all above t_good) loosen nothing
+    s, y = scores(200_000)  # the same fresh LS judged before and after the reviews
+    before = decision_metrics(decide(s, first.t_good, first.t_bad), y)
+    after = decision_metrics(decide(s, cut.t_good, cut.t_bad), y)
+    assert after["test_grey_fraction"] < before["test_grey_fraction"] - 0.005
+    assert cut.t_bad < first.t_bad and cut.n_calib_good > first.n_calib_good
+    assert after["test_good_as_bad_rate"] <= 0.01 + 0.002
+    assert after["test_bad_as_good_rate"] <= 0.01 + 0.002
+
+
+def test_a_bad_ls_found_among_certified_good_ones_pulls_t_good_down():
+    calib, known_bad = np.arange(1.0, 1000.0), np.arange(500.0, 1000.0)
+    cut, _ = refresh_cutoffs(calib, known_bad, np.arange(1.0, 100.0), np.zeros(0),
+                             np.array([42.0]), 0.01, 0.01)
+    assert cut.t_good == 42.0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dc_mlops import console
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors import registry
 from dc_mlops.evaluation import plots
@@ -78,7 +79,11 @@ def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult
                                                   "dc_mlops.preprocess_run": pre_run}) as run:
         tr.log_params(params)
         tr.log_dataset_ref(pre_run, data, context="training")
-        detector.fit(X_train, X_val, on_epoch_end=lambda epoch, logs: tr.log_metrics(logs, epoch))
+        # the bar counts up to the epoch limit; early stopping may end it sooner
+        with console.progress(int(getattr(detector, "epochs", 0)), f"train {s.model}",
+                              "epoch") as bar:
+            detector.fit(X_train, X_val, on_epoch_end=console.epoch_hook(
+                bar, then=lambda epoch, logs: tr.log_metrics(logs, epoch)))
         t0 = time.perf_counter()
         scores = detector.score(feature_matrix(test, names, "test split"))
         score_seconds = time.perf_counter() - t0

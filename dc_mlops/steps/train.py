@@ -24,6 +24,7 @@ from dc_mlops.evaluation import plots
 from dc_mlops.evaluation.metrics import detection_metrics, roc_table
 from dc_mlops.settings import PreprocessSettings, TrainSettings
 from dc_mlops.tracking import runs as tr
+from dc_mlops.tracking.ui import run_name
 from dc_mlops.tracking.models import log_detector_model
 
 log = logging.getLogger("dc_mlops")
@@ -75,8 +76,9 @@ def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult
               "representation": spec["representation"],
               **{k: json.dumps(v) if isinstance(v, list) else v
                  for k, v in detector.get_params().items()}}
-    with tr.tracked_run(exp, STEP, s.model, tags={tr.TAG_PD: s.pd, "dc_mlops.model": s.model,
-                                                  "dc_mlops.preprocess_run": pre_run}) as run:
+    with tr.tracked_run(exp, STEP, run_name(STEP, model=s.model, pd=s.pd, seed=s.seed),
+                        tags={tr.TAG_PD: s.pd, "dc_mlops.model": s.model,
+                              "dc_mlops.preprocess_run": pre_run}) as run:
         tr.log_params(params)
         tr.log_dataset_ref(pre_run, data, context="training")
         # the bar counts up to the epoch limit; early stopping may end it sooner

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 
-import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -32,16 +31,20 @@ def production_version(name: str) -> ModelVersion | None:
         return None
 
 
-def register(model_uri: str, name: str, tags: dict[str, str], description: str) -> ModelVersion:
+def register(model_uri: str, name: str, tags: dict[str, str], description: str,
+             run_id: str | None = None) -> ModelVersion:
+    """A new version of ``name`` from a logged model (``models:/m-<id>``), linked to
+    ``run_id`` when given (e.g. the training run). Through the client, not
+    ``mlflow.register_model``, which prints "already exists" on stderr for every version."""
     client = MlflowClient()
     try:
         client.create_registered_model(name, description="dc_mlops certifier: per-LS decision "
                                        "values and GOOD/GREY/BAD for one primary dataset")
     except MlflowException:
         pass  # already there (or created by a concurrent promote)
-    mv = mlflow.register_model(model_uri, name, tags=tags)
-    client.update_model_version(name, mv.version, description=description)
-    return mv
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    return client.create_model_version(name, source=model_uri, run_id=run_id, tags=tags,
+                                       description=description, model_id=model_id)
 
 
 def make_production(name: str, version: str) -> None:

@@ -49,9 +49,7 @@ def view_state() -> dict:
         "datasetsFilter": [],
         # UI state: what the table shows (the run name already says model, PD and seed)
         "selectedColumns": [_column("metrics", m) for m in DECISIVE_METRICS],
-        "columnOrder": [],
-        "columnWidths": {_column("attributes", "Run Name"): 280,
-                         **{_column("metrics", m): 130 for m in DECISIVE_METRICS}},
+        "columnOrder": [], "columnWidths": {},
         "runsExpanded": {}, "runsPinned": [],
         "runsHidden": [], "runsVisibilityMap": {}, "runsHiddenMode": "FIRST_10_RUNS",
         "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False,

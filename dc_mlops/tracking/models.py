@@ -102,6 +102,16 @@ def load_model(uri: str):
     return mlflow.pyfunc.load_model(uri)
 
 
+def predict(model, frame: pd.DataFrame) -> pd.DataFrame:
+    """``model.predict`` on a table that may hold more than the model's inputs (runId,
+    lumiId, labels...): only the input columns are passed, so MLflow does not warn about
+    each extra column on every call; a missing input still fails, naming it."""
+    schema = model.metadata.get_input_schema()
+    if schema is None:
+        return model.predict(frame)
+    return model.predict(frame[[c for c in schema.input_names() if c in frame.columns]])
+
+
 def load_detector_and_spec(uri: str) -> tuple[Detector, dict]:
     """The detector and spec inside a logged dc_mlops model (to re-log it as a certifier)."""
     model = mlflow.pyfunc.load_model(uri).unwrap_python_model()

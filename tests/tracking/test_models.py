@@ -12,7 +12,7 @@ import pytest
 
 from dc_mlops.detectors import registry
 from dc_mlops.tracking.models import (MODEL_CODE, input_columns, load_detector_and_spec,
-                                      log_detector_model)
+                                      log_detector_model, predict)
 
 NAMES = [f"qgTkPt_{k}" for k in range(7)] + [f"qpVtxN_{k}" for k in range(7)]
 
@@ -107,3 +107,18 @@ def test_model_refuses_a_table_without_its_features(tracking, detector, frame):
     model = mlflow.pyfunc.load_model(uri)
     with pytest.raises(Exception, match="qpVtxN_0"):
         model.predict(frame.drop(columns=["qpVtxN_0"]))
+
+
+def test_predict_passes_only_the_inputs_and_mlflow_stays_quiet(tracking, detector, frame):
+    uri, _, _ = _log(detector, {"feature_names": NAMES}, frame)
+    model = mlflow.pyfunc.load_model(uri)
+    handler = _Records()
+    logging.getLogger("mlflow").addHandler(handler)
+    try:
+        out = predict(model, frame)  # frame also holds runId and lumiId
+    finally:
+        logging.getLogger("mlflow").removeHandler(handler)
+    assert not [m for m in handler.messages if "extra inputs" in m], handler.messages
+    np.testing.assert_allclose(out["score"], model.predict(frame[NAMES])["score"])
+    with pytest.raises(Exception, match="qpVtxN_0"):
+        predict(model, frame.drop(columns=["qpVtxN_0"]))

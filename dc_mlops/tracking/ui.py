@@ -111,7 +111,8 @@ def runs_url(experiment_id: str, tracking_uri: str = "") -> str:
 def model_url(name: str, tracking_uri: str = "") -> str:
     """The registered model's page (its versions and the ``production`` alias)."""
     from dc_mlops.tracking.runs import _redact, tracking_uri as current
-    return f"{_redact(ui_base_url(tracking_uri or current()))}/#/models/{name}"
+    base = _redact(ui_base_url(tracking_uri or current()))
+    return f"{base}/#/models/{name}?{urlencode({'workflowType': 'machine_learning'})}"
 
 
 def open_hint(experiment_id: str, tracking_uri: str = "") -> list[str]:

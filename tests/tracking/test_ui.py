@@ -51,7 +51,7 @@ def test_open_hint_says_how_to_start_the_ui_for_a_local_store():
     server = ui.open_hint("3", "https://mlflow.cern.ch")
     assert len(server) == 1 and "https://mlflow.cern.ch/#/experiments/3/runs?" in server[0]
     assert ui.model_url("dc-certifier-JetHT", "sqlite:///x.db") == \
-        "http://127.0.0.1:5000/#/models/dc-certifier-JetHT"
+        "http://127.0.0.1:5000/#/models/dc-certifier-JetHT?workflowType=machine_learning"
 
 
 def test_run_names_read_like_what_the_run_is():

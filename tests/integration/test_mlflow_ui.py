@@ -8,7 +8,8 @@ asserts on the rendered DOM what a person looks for:
 * the runs table, in the model-training workflow (not the GenAI one), lists the detector
   runs by their names and shows the decisive metrics as columns: every metric of
   ``ui.DECISIVE_METRICS`` that some run of the experiment carries (read from the store, so
-  the test follows what evaluate logs), with at least one value of the sort metric rendered;
+  the test follows what evaluate logs), with a value rendered and, once runs carry
+  ``test_correct_automation_rate``, the best run by it listed first;
 * the registered model's page shows the ``production`` alias on a version.
 """
 import json
@@ -133,8 +134,14 @@ def test_the_printed_link_lands_on_the_runs_with_the_decisive_metrics(
         assert _column_header(f"metrics.`{metric}`", dom), \
             f"column {metric} is not shown on the landing page"
     sort = store_facts["metrics"][0]
-    values = [r.data.metrics[sort] for r in store_facts["runs"] if sort in r.data.metrics]
-    assert any(_rendered(v, dom) for v in values), f"no value of {sort} is rendered"
+    carrying = [r for r in store_facts["runs"] if sort in r.data.metrics]
+    assert any(_rendered(r.data.metrics[sort], dom) for r in carrying), \
+        f"no value of {sort} is rendered"
+    if sort == ui.SORT_METRIC:  # the best run by the sort metric is the first row
+        best = max(carrying, key=lambda r: r.data.metrics[sort]).info.run_name
+        others = [r.info.run_name for r in carrying if r.info.run_name != best]
+        assert all(dom.index(best) < dom.index(n) for n in others if n in dom), \
+            f"{best} (highest {sort}) is not listed first"
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")

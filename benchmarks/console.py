@@ -9,7 +9,7 @@ retracing warnings) or is one of the per-epoch lines a progress bar replaces; ev
 is ours.
 
     python benchmarks/console.py                       # this checkout
-    python benchmarks/console.py --checkout ../other   # also another checkout, for comparison
+    python benchmarks/console.py --checkout ../other=before   # also another checkout, labelled
 """
 from __future__ import annotations
 
@@ -76,16 +76,18 @@ def classify(lines: list[str]) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkout", action="append", default=[],
+    parser.add_argument("--checkout", action="append", default=[], metavar="PATH[=LABEL]",
                         help="another checkout to measure as well (e.g. before a change)")
     args = parser.parse_args()
-    checkouts = [REPO, *(Path(c).resolve() for c in args.checkout)]
+    checkouts = [(REPO, "this checkout")]
+    for spec in args.checkout:
+        path, _, label = spec.partition("=")
+        checkouts.append((Path(path).resolve(), label or path))
     rows, samples = [], []
-    for checkout in checkouts:
+    for checkout, label in checkouts:
         for name, argv in CASES:
             rc, lines, seconds = run(checkout, argv)
             noise = classify(lines)
-            label = "this checkout" if checkout == REPO else str(checkout)
             rows.append([label, name, rc, len(lines), sum(noise.values()),
                          len(lines) - sum(noise.values()),
                          ", ".join(f"{k}: {v}" for k, v in noise.items() if v) or "-",

@@ -1,17 +1,17 @@
 """``dc-mlops <entry> --<param> <value>``: the same entry points, names and defaults as
 ``mlflow run . -e <entry> -P <param>=<value>`` (both are built from dc_mlops.settings).
 
-The CLI only parses and calls one step function; bad input becomes one line on stderr and
-exit code 2.
+The CLI only sets up the console, parses and calls one step function; bad input becomes one
+line on stderr and exit code 2.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Callable
 
+from dc_mlops import console
 from dc_mlops.errors import DataError
 from dc_mlops.settings import ENTRY_POINTS, _bool, parameters
 
@@ -43,12 +43,35 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message}\n")
 
 
+DESCRIPTION = (
+    "Certify CMS lumisections (LS) automatically: detectors trained on good LS score every "
+    "LS, two cut-offs split the scores into GOOD, BAD and a grey zone for a DC expert, and "
+    "every step is tracked in MLflow.")
+EPILOG = (
+    "Each command is also an MLflow entry point with the same parameters and defaults: "
+    "`dc-mlops train --model sparse_ae` is `mlflow run . -e train -P model=sparse_ae "
+    "--env-manager local`. Runs are tracked in $MLFLOW_TRACKING_URI (default ./mlflow.db). "
+    "Add --help after a command for its parameters.")
+
+
+def _summary(doc: str | None) -> str:
+    """The first sentence of a docstring, however many lines it spans."""
+    paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
+    return paragraph.split(". ")[0].rstrip(".") + "."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="dc-mlops", description=__doc__.split("\n\n")[0].replace("\n", " "))
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    sub = parser.add_subparsers(dest="entry", required=True)
+    parser = _Parser(prog="dc-mlops", description=DESCRIPTION, epilog=EPILOG)
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true",
+                      help="only warnings and errors, no progress bars")
+    loud.add_argument("-v", "--verbose", action="store_true",
+                      help="also the libraries' own output (TensorFlow, MLflow, warnings) "
+                           "and one line per training epoch")
+    sub = parser.add_subparsers(dest="entry", required=True, metavar="command")
     for entry, cls in ENTRY_POINTS.items():
-        p = sub.add_parser(entry, help=(cls.__doc__ or "").splitlines()[0],
+        doc = _summary(cls.__doc__)
+        p = sub.add_parser(entry, help=doc, description=doc,
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         for name, (typ, default, help_) in parameters(cls).items():
             p.add_argument(f"--{name.replace('_', '-')}", dest=name,
@@ -58,10 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("alembic", "mlflow", "urllib3", "botocore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    console.configure(quiet=args.quiet, verbose=args.verbose)  # before TensorFlow/MLflow load
     cls = ENTRY_POINTS[args.entry]
     try:
         # every parameter is checked here, before any data is read or any run starts

@@ -22,6 +22,7 @@ from dc_mlops.errors import DataError
 from dc_mlops.evaluation.plots import data_report
 from dc_mlops.settings import PreprocessSettings, SimulateSettings
 from dc_mlops.tracking import runs as tr
+from dc_mlops.tracking.ui import run_name
 
 log = logging.getLogger("dc_mlops")
 STEP = "preprocess"
@@ -79,7 +80,7 @@ def run_preprocess(s: PreprocessSettings) -> PreprocessResult:
     frame, low_stats = _filter_low_statistics(table.frame, s.min_events)
     parts = split_table(frame, fractions, s.split_mode, s.seed)
     counts = _counts(table, frame, parts, low_stats)
-    with tr.tracked_run(exp, STEP, f"preprocess-{table.feature_set.name}", key,
+    with tr.tracked_run(exp, STEP, run_name(STEP, pd=table.feature_set.name), key,
                         tags={tr.TAG_PD: s.pd, "dc_mlops.data_digest": digest}) as run:
         tr.log_params({**settings, "data": data})
         tr.log_metrics(counts)

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dc_mlops import console
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors import registry
 from dc_mlops.evaluation import plots
 from dc_mlops.evaluation.metrics import detection_metrics, roc_table
 from dc_mlops.settings import PreprocessSettings, TrainSettings
 from dc_mlops.tracking import runs as tr
+from dc_mlops.tracking.ui import run_name
 from dc_mlops.tracking.models import log_detector_model
 
 log = logging.getLogger("dc_mlops")
@@ -74,11 +76,16 @@ def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult
               "representation": spec["representation"],
               **{k: json.dumps(v) if isinstance(v, list) else v
                  for k, v in detector.get_params().items()}}
-    with tr.tracked_run(exp, STEP, s.model, tags={tr.TAG_PD: s.pd, "dc_mlops.model": s.model,
-                                                  "dc_mlops.preprocess_run": pre_run}) as run:
+    with tr.tracked_run(exp, STEP, run_name(STEP, model=s.model, pd=s.pd, seed=s.seed),
+                        tags={tr.TAG_PD: s.pd, "dc_mlops.model": s.model,
+                              "dc_mlops.preprocess_run": pre_run}) as run:
         tr.log_params(params)
         tr.log_dataset_ref(pre_run, data, context="training")
-        detector.fit(X_train, X_val, on_epoch_end=lambda epoch, logs: tr.log_metrics(logs, epoch))
+        # the bar counts up to the epoch limit; early stopping may end it sooner
+        with console.progress(int(getattr(detector, "epochs", 0)), f"train {s.model}",
+                              "epoch") as bar:
+            detector.fit(X_train, X_val, on_epoch_end=console.epoch_hook(
+                bar, then=lambda epoch, logs: tr.log_metrics(logs, epoch)))
         t0 = time.perf_counter()
         scores = detector.score(feature_matrix(test, names, "test split"))
         score_seconds = time.perf_counter() - t0

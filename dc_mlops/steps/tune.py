@@ -24,6 +24,7 @@ from dc_mlops.detectors import registry
 from dc_mlops.settings import TrainSettings, TuneSettings
 from dc_mlops.steps.train import resolve_preprocess_run
 from dc_mlops.tracking import runs as tr
+from dc_mlops.tracking.ui import run_name
 from dc_mlops.tracking import studies as ts
 from dc_mlops.tuning import study as st
 from dc_mlops.tuning.spaces import space_for
@@ -71,7 +72,7 @@ def run_tune(s: TuneSettings, options: st.TuneOptions | None = None) -> TuneResu
     log.info("tune %s on %s: study %r in %s (%d trials so far), %d more on %s",
              s.model, s.pd, name, ts.redact_url(url), len(before), s.n_trials, where)
     tags = {**ts.study_tags(name, s.pd, s.model), "dc_mlops.preprocess_run": pre_run}
-    with tr.tracked_run(exp, STEP, f"tune {s.model}", tags=tags) as run:
+    with tr.tracked_run(exp, STEP, run_name(STEP, model=s.model, pd=s.pd), tags=tags) as run:
         tr.log_params({"model": s.model, "family": family, "pd": s.pd, "n_trials": s.n_trials,
                        "storage": ts.redact_url(url), "study_name": name, "timeout": s.timeout,
                        "n_jobs": s.n_jobs, "workers": len(devices), "devices": where,

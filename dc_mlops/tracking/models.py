@@ -4,6 +4,12 @@ The pyfunc takes the raw feature table (the columns of the PD's feature set; oth
 such as runId are ignored) and returns one row per LS with its decision value ``score`` and,
 once cut-offs are attached, the ``decision`` GOOD / BAD / GREY. The detector's scaler lives in
 its saved folder, so nothing else is needed to certify.
+
+The model is logged *from code* (MLflow's models-from-code: ``python_model`` is the path of
+``detector_pyfunc.py``, a file that calls ``set_model``), never pickled: loading a model runs
+our reviewed code, not a CloudPickle blob, and MLflow has nothing to warn about. Each model
+carries an input example (a few validation LS) and an explicit signature, so the MLflow UI
+shows what goes in and out and a caller's table is checked against it.
 """
 from __future__ import annotations
 
@@ -14,13 +20,18 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
 
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors.base import Detector
 
 PIP_REQUIREMENTS = ["dc_mlops", "mlflow==3.17.2", "tensorflow==2.21.0", "keras==3.15.1",
                     "scikit-learn==1.9.1", "pandas", "numpy", "pyarrow"]
+#: the file MLflow copies into the model and runs at load time (models from code)
+MODEL_CODE = Path(__file__).with_name("detector_pyfunc.py")
+#: LS of the input example stored with each model (small: it is shown in the UI)
+N_EXAMPLE = 5
 
 
 class DetectorModel(mlflow.pyfunc.PythonModel):
@@ -46,27 +57,59 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         return out
 
 
+def input_columns(spec: dict) -> list[str]:
+    """The columns the model reads: the PD's features (and the run condition it corrects
+    for, when the detector was fitted with one)."""
+    condition = spec.get("conditions", "none") or "none"
+    return list(spec["feature_names"]) + ([] if condition == "none" else [condition])
+
+
+def signature(spec: dict) -> ModelSignature:
+    """Feature table in (every input column a double), ``score`` (and ``decision``) out."""
+    inputs = Schema([ColSpec("double", c) for c in input_columns(spec)])
+    outputs = [ColSpec("double", "score")]
+    if spec.get("thresholds"):
+        outputs.append(ColSpec("string", "decision"))
+    return ModelSignature(inputs=inputs, outputs=Schema(outputs))
+
+
+def input_example(frame: pd.DataFrame, spec: dict) -> pd.DataFrame:
+    """A few LS of ``frame`` restricted to the model's input columns, as doubles."""
+    cols = input_columns(spec)
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise ValueError(f"input example lacks column {missing[0]!r}")
+    return frame[cols].head(N_EXAMPLE).astype(np.float64).reset_index(drop=True)
+
+
 def log_detector_model(detector: Detector, spec: dict, example: pd.DataFrame,
                        name: str = "model") -> str:
-    """Log ``detector`` as a pyfunc with a signature; returns the model URI."""
+    """Log ``detector`` as a pyfunc (from code, with an input example and a signature);
+    returns the model URI. ``example`` is any table holding the model's input columns."""
     with tempfile.TemporaryDirectory() as tmp:
         det_dir = detector.save(Path(tmp) / "detector")
         spec_file = Path(tmp) / "spec.json"
         spec_file.write_text(json.dumps(spec, indent=1))
-        features = example[spec["feature_names"]].astype(np.float64)
-        output = pd.DataFrame({"score": detector.score(features.to_numpy())})
-        if spec.get("thresholds"):
-            output["decision"] = "GREY"
         info = mlflow.pyfunc.log_model(
-            name=name, python_model=DetectorModel(),
+            name=name, python_model=str(MODEL_CODE),
             artifacts={"detector": str(det_dir), "spec": str(spec_file)},
-            signature=infer_signature(features, output), input_example=None,
+            signature=signature(spec), input_example=input_example(example, spec),
             pip_requirements=PIP_REQUIREMENTS)
     return info.model_uri
 
 
 def load_model(uri: str):
     return mlflow.pyfunc.load_model(uri)
+
+
+def predict(model, frame: pd.DataFrame) -> pd.DataFrame:
+    """``model.predict`` on a table that may hold more than the model's inputs (runId,
+    lumiId, labels...): only the input columns are passed, so MLflow does not warn about
+    each extra column on every call; a missing input still fails, naming it."""
+    schema = model.metadata.get_input_schema()
+    if schema is None:
+        return model.predict(frame)
+    return model.predict(frame[[c for c in schema.input_names() if c in frame.columns]])
 
 
 def load_detector_and_spec(uri: str) -> tuple[Detector, dict]:

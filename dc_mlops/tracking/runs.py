@@ -77,13 +77,16 @@ def experiment_name(pd_name: str) -> str:
 
 
 def ensure_experiment(name: str) -> str:
-    """The experiment's id, creating it if needed (races with another process are fine)."""
+    """The experiment's id, creating it if needed (races with another process are fine),
+    with the tags that make it open as a dashboard in the MLflow UI (tracking.ui)."""
+    from dc_mlops.tracking import ui
     client = MlflowClient()
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        ui.ensure_dashboard(exp)
         return exp.experiment_id
     try:
-        return client.create_experiment(name)
+        return ui.create_experiment(name, name.removeprefix(EXPERIMENT_PREFIX))
     except mlflow.exceptions.MlflowException:
         return client.get_experiment_by_name(name).experiment_id
 

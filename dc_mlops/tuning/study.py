@@ -35,6 +35,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from dc_mlops import console
 from dc_mlops.errors import DataError
 
 log = logging.getLogger("dc_mlops")
@@ -191,8 +192,10 @@ def run_workers(base: WorkerSpec, devices: list[str | None], n_trials: int,
                 timeout: float) -> None:
     """Run ``n_trials`` trials (in all) on ``devices``; returns when all workers are done."""
     deadline = time.time() + timeout if timeout > 0 else math.inf
+    bar = console.progress(n_trials, f"tune {base.model}", "trial")
     if len(devices) == 1 and devices[0] is None:
-        worker_main(base, _Tickets(n_trials), deadline)
+        with bar:
+            worker_main(base, _Tickets(n_trials), deadline, bar)
         return
     ctx = mp.get_context("spawn")
     tickets = ctx.Value("i", n_trials)
@@ -205,6 +208,10 @@ def run_workers(base: WorkerSpec, devices: list[str | None], n_trials: int,
         with _cuda_env(device):  # inherited by the new interpreter before any import
             p.start()
         procs.append(p)
+    with bar:  # trials handed out so far (each worker takes a ticket per trial it starts)
+        while any(p.is_alive() for p in procs):
+            time.sleep(1.0)
+            bar.update(n_trials - max(tickets.value, 0) - bar.n)
     for p in procs:
         p.join()
     failed = [(p.name, p.exitcode) for p in procs if p.exitcode]
@@ -244,6 +251,8 @@ class _cuda_env:
 def _worker_entry(spec: WorkerSpec, tickets, deadline: float) -> None:
     if spec.device is not None:  # before TensorFlow is imported in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.device
+    if spec.log_level > logging.DEBUG:  # not --verbose: quiet libraries, as in the parent
+        console.quiet_libraries()
     logging.basicConfig(level=spec.log_level, format=f"%(asctime)s %(levelname)s "
                         f"[worker {spec.worker}] %(message)s", datefmt="%H:%M:%S")
     for noisy in ("alembic", "mlflow", "urllib3", "botocore"):
@@ -251,8 +260,9 @@ def _worker_entry(spec: WorkerSpec, tickets, deadline: float) -> None:
     worker_main(spec, _SharedTickets(tickets), deadline)
 
 
-def worker_main(spec: WorkerSpec, tickets, deadline: float) -> int:
-    """Load the data once, then run trials while tickets and time last; returns the count."""
+def worker_main(spec: WorkerSpec, tickets, deadline: float, bar=None) -> int:
+    """Load the data once, then run trials while tickets and time last; returns the count.
+    ``bar``: the parent's trial bar when the worker runs in the parent process."""
     from dc_mlops.tracking.runs import set_tracking_uri
     set_tracking_uri(spec.tracking_uri)
     if spec.cpu_threads:
@@ -277,17 +287,21 @@ def worker_main(spec: WorkerSpec, tickets, deadline: float) -> int:
         catch += (tf.errors.ResourceExhaustedError,)  # a too-large batch on a small GPU
     done = 0
     while time.time() < deadline and tickets.take():
-        study.optimize(objective, n_trials=1, catch=catch, callbacks=[_progress(spec.worker)])
+        study.optimize(objective, n_trials=1, catch=catch,
+                       callbacks=[_progress(spec.worker, bar)])
         done += 1
     return done
 
 
-def _progress(worker: int):
+def _progress(worker: int, bar=None):
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         try:
             best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
         except ValueError:
             best = "no completed trial yet"
+        if bar is not None:
+            bar.set_postfix_str(best, refresh=False)
+            bar.update(1)
         value = f"{trial.value:.4f}" if trial.state == TrialState.COMPLETE else "-"
         log.info("tune trial %d %s value=%s, %s, %.1f s", trial.number, trial.state.name,
                  value, best, trial.duration.total_seconds() if trial.duration else float("nan"))

@@ -16,7 +16,6 @@ Every function returns a matplotlib Figure (the caller logs and closes it).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -28,7 +27,7 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
 from dc_mlops.data.features import N_SUMMARY, SUMMARY_QUANTILES
-from dc_mlops.evaluation.greyzone import BAD, GOOD, GREY, decide
+from dc_mlops.evaluation.greyzone import BAD, GOOD, GREY, LOW, decide
 
 DECISION_COLORS = {GOOD: "#1a9850", GREY: "#a6a6a6", BAD: "#d73027"}
 DECISION_NAMES = {GOOD: "GOOD (certified)", GREY: "grey zone (to review)", BAD: "BAD (flagged)"}
@@ -110,7 +109,7 @@ def _percent(axis, decimals: int = 0) -> None:
 
 def _decide(scores: np.ndarray, cutoffs: Mapping[str, float]) -> np.ndarray:
     """GOOD/GREY/BAD by the one rule in greyzone.decide."""
-    return decide(scores, SimpleNamespace(t_good=cutoffs["t_good"], t_bad=cutoffs["t_bad"]))
+    return decide(scores, cutoffs["t_good"], cutoffs["t_bad"])
 
 
 def _cutoff_lines(ax, cutoffs: Mapping[str, float] | None, vertical: bool) -> list:
@@ -341,7 +340,7 @@ def drift_plot(calib_scores: np.ndarray, scores: np.ndarray, windows: Sequence, 
 
 
 # ---- certification of an era ------------------------------------------------------------
-LOW_STATS = "LOW_STATS"
+LOW_STATS = LOW  # the decision of an LS below the event cut
 
 
 def certify_plot(ls: pd.DataFrame, title: str, max_runs: int = 80) -> plt.Figure:

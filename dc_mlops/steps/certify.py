@@ -34,6 +34,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -50,6 +51,7 @@ from dc_mlops.settings import CertifySettings
 from dc_mlops.tracking import runs as tr
 from dc_mlops.tracking.models import load_model
 from dc_mlops.tracking.registry import certifier_name, production_uri, production_version
+from dc_mlops.tracking.ui import run_name
 
 log = logging.getLogger("dc_mlops")
 STEP = "certify"
@@ -136,8 +138,8 @@ def run_certify(s: CertifySettings) -> CertifyResult:
         single = len(certifiers) == 1
         exp = tr.ensure_experiment(tr.experiment_name(certifiers[0].pd) if single
                                    else MULTI_PD_EXPERIMENT)
-        name = f"certify {'+'.join(c.pd for c in certifiers) if len(certifiers) < 4 else 'all PDs'}" \
-               f" {Path(s.data).name}"
+        name = run_name(STEP, pd="all" if len(certifiers) == 4 else "+".join(
+            c.pd for c in certifiers), era=Path(s.data).name)
         with tr.tracked_run(exp, STEP, name, tags={tr.TAG_PD: s.pd, "dc_mlops.models": json.dumps(
                 summary["models"])}) as run:
             tr.log_params({"pd": s.pd, "data": s.data, "force": s.force,
@@ -357,14 +359,9 @@ def _write(folder: Path, ls: pd.DataFrame, flags: pd.DataFrame, grey: pd.DataFra
     low.rename(columns={"runId": "run", "lumiId": "ls", "EventsPerLs": "events"}).to_csv(
         folder / "low_statistics.csv", index=False)
     (folder / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
-    fig = plots.certification_overview(ls, f"certified {summary['pd']}: "
-                                           f"{summary['counts']['ls_good']} GOOD, "
-                                           f"{summary['counts']['ls_bad']} BAD, "
-                                           f"{summary['counts']['ls_grey']} grey") \
-        if hasattr(plots, "certification_overview") else None
-    if fig is not None:
-        fig.savefig(folder / "certification.png", dpi=110)
-        import matplotlib.pyplot as plt
-        plt.close(fig)
+    shown = ls.assign(decision=ls["decision"].replace({DCS: BAD}))
+    fig = plots.certify_plot(shown, f"certified {summary['pd']} ({Path(summary['data']).name})")
+    fig.savefig(folder / "certification.png", dpi=110)
+    plt.close(fig)
     for f in folder.iterdir():
         os.chmod(f, 0o644)

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dc_mlops.console import progress
 from dc_mlops.detectors import registry
-from dc_mlops.errors import DataError
 from dc_mlops.evaluation import plots
 from dc_mlops.evaluation.metrics import roc_table
 from dc_mlops.evaluation.protocols import Step, era_step, latest_window, rolling_steps
@@ -46,6 +46,7 @@ from dc_mlops.settings import EvaluateSettings
 from dc_mlops.steps.train import resolve_preprocess_run
 from dc_mlops.tracking import runs as tr
 from dc_mlops.tracking.models import log_detector_model
+from dc_mlops.tracking.ui import run_name
 
 log = logging.getLogger("dc_mlops")
 STEP = "evaluate"
@@ -114,18 +115,20 @@ def run_evaluate(s: EvaluateSettings) -> EvaluateResult:
         log.info("evaluate: reusing finished run %s (same parameters and data)", found)
         return EvaluateResult(found, tr.read_csv_artifact(found, "candidates.csv"),
                               tr.read_csv_artifact(found, "comparison.csv"), reused=True)
-    with tr.tracked_run(exp, STEP, f"evaluate {s.protocol} {s.pd}", key,
+    with tr.tracked_run(exp, STEP, run_name(STEP, protocol=s.protocol, pd=s.pd), key,
                         tags={tr.TAG_PD: s.pd, "dc_mlops.preprocess_run": pre_run,
                               "dc_mlops.protocol": s.protocol}) as run:
         tr.log_params(dataclasses.asdict(s) | {"preprocess_run": pre_run,
                                                "n_steps": len(plan.steps)})
         rows, results = [], {}
-        for model in s.model_list:
-            for seed in s.seed_list:
-                row, wf = _candidate(s, data, frame, names, plan, conditions, model, seed,
-                                     run.info.run_id, pre_run)
-                rows.append(row)
-                results[(model, seed)] = wf
+        total = len(s.model_list) * len(s.seed_list) * max(1, len(plan.steps))
+        with progress(total, f"evaluate {s.pd}", "step") as bar:
+            for model in s.model_list:
+                for seed in s.seed_list:
+                    row, wf = _candidate(s, data, frame, names, plan, conditions, model, seed,
+                                         run.info.run_id, pre_run, bar)
+                    rows.append(row)
+                    results[(model, seed)] = wf
         candidates = pd.DataFrame(rows)
         comparison = rank(summarise(candidates), s.max_good_as_bad, s.max_bad_as_good)
         best = comparison.iloc[0]
@@ -143,8 +146,8 @@ def run_evaluate(s: EvaluateSettings) -> EvaluateResult:
 
 
 def _candidate(s: EvaluateSettings, data, frame: pd.DataFrame, names: list[str], plan: _Plan,
-               conditions: str | None, model: str, seed: int, parent: str, pre_run: str
-               ) -> tuple[dict, WalkForward]:
+               conditions: str | None, model: str, seed: int, parent: str, pre_run: str,
+               bar) -> tuple[dict, WalkForward]:
     """One (model, seed): its walk (or split), metrics, artifacts and certifier, in its run."""
     params = detector_params(model, seed, s.epochs)
 
@@ -152,7 +155,7 @@ def _candidate(s: EvaluateSettings, data, frame: pd.DataFrame, names: list[str],
         return registry.build(model, **params)
 
     exp = tr.ensure_experiment(tr.experiment_name(s.pd))
-    with tr.tracked_run(exp, CANDIDATE_STEP, f"{s.protocol} {model} {s.pd} seed {seed}",
+    with tr.tracked_run(exp, CANDIDATE_STEP, run_name(s.protocol, model=model, pd=s.pd, seed=seed),
                         tags={tr.TAG_PD: s.pd, "dc_mlops.model": model, "dc_mlops.seed": str(seed),
                               "dc_mlops.evaluation_run": parent,
                               "dc_mlops.preprocess_run": pre_run}, nested=True) as crun:
@@ -169,10 +172,11 @@ def _candidate(s: EvaluateSettings, data, frame: pd.DataFrame, names: list[str],
             test = all_ls({"test": data.splits["test"]})
             part, row = certify_part(final, test, names, conditions)
             wf = WalkForward(part, pd.DataFrame([row]))
+            bar.update(1)
             history = pd.concat([data.splits[p] for p in ("train", "val", "calib")])
         else:
             wf = run_plan(frame, names, plan.steps, build, conditions, s.max_good_as_bad,
-                          s.max_bad_as_good)
+                          s.max_bad_as_good, on_step=lambda i: bar.update(1))
             final = fit_step(frame, names, plan.final, build, conditions, s.max_good_as_bad,
                              s.max_bad_as_good)
             history = frame[frame["runId"].isin(plan.final.history_runs)
@@ -180,7 +184,7 @@ def _candidate(s: EvaluateSettings, data, frame: pd.DataFrame, names: list[str],
         metrics = wf.metrics("test")
         tr.log_metrics(metrics | {"n_steps": len(wf.steps),
                                   "fit_seconds": float(wf.steps["fit_seconds"].sum())})
-        _log_candidate_artifacts(s, model, wf)
+        _log_candidate_artifacts(s, model, wf, final)
         spec = certifier_spec(data.spec, model, s, final, history, names, conditions, parent,
                               crun.info.run_id)
         uri = log_detector_model(final.detector, spec, history.head(50), name="certifier")
@@ -223,7 +227,8 @@ def certifier_spec(base: dict, model: str, s: EvaluateSettings, final: StepResul
     return spec
 
 
-def _log_candidate_artifacts(s: EvaluateSettings, model: str, wf: WalkForward) -> None:
+def _log_candidate_artifacts(s: EvaluateSettings, model: str, wf: WalkForward,
+                             final: StepResult) -> None:
     d = wf.decisions
     tr.log_frame(d, "", "decisions.parquet")
     tr.log_frame(wf.steps, "", "steps.csv", fmt="csv")
@@ -233,11 +238,29 @@ def _log_candidate_artifacts(s: EvaluateSettings, model: str, wf: WalkForward) -
         tr.log_figure(plots.roc_plot({model: roc}, f"{model} on {s.pd}: ROC ({s.protocol})"),
                       "roc_curve.png")
     last = wf.steps.iloc[-1]
+    judged = d["judged"].to_numpy(bool) | (d["label"].to_numpy() == 0)
     tr.log_figure(plots.score_distribution(
-        d["score"].to_numpy(), d["label"].to_numpy(),
-        f"{model} on {s.pd}: decision values of the certified LS ({s.protocol})",
-        cutoffs={"t_good (last step)": last["t_good"], "t_bad (last step)": last["t_bad"]},
-        groups=d["subsystem"].replace("", "unknown").to_numpy()), "score_distribution.png")
+        d["score"].to_numpy()[judged], d["label"].to_numpy()[judged],
+        f"{model} on {s.pd}: decision values of the certified LS ({s.protocol}), "
+        "cut-offs of the last step",
+        cutoffs={"t_good": last["t_good"], "t_bad": last["t_bad"]},
+        groups=d["subsystem"].replace("", "unknown").to_numpy()[judged]),
+        "score_distribution.png")
+    good = d["label"].to_numpy() == 0
+    window = np.array([f"step {i + 1}" for i in d["step"].to_numpy()])
+    tr.log_figure(plots.drift_plot(final.calib_scores, d["score"].to_numpy()[good], window[good],
+                                   f"{model} on {s.pd}: good-LS decision values along the "
+                                   f"walk vs the certifier's calibration LS",
+                                   cutoffs=final.cutoffs.to_dict(), window_name="step"),
+                  "drift.png")
+    bad_runs = d.loc[d["judged"].to_numpy(bool), "runId"].value_counts().index[:2]
+    for run in bad_runs:
+        one = d[d["runId"] == run].sort_values("lumiId")
+        step = wf.steps.iloc[int(one["step"].iat[0])]
+        tr.log_figure(plots.score_along_run(
+            one, f"{model} on {s.pd}: run {run}", {"t_good": step["t_good"],
+                                                   "t_bad": step["t_bad"]}),
+            f"runs_with_failures/run{run}.png")
 
 
 def _log_evaluation(s: EvaluateSettings, candidates: pd.DataFrame, comparison: pd.DataFrame,

@@ -23,6 +23,7 @@ from dc_mlops.steps.preprocess import run_preprocess
 from dc_mlops.steps.simulate import run_simulate
 from dc_mlops.tracking import runs as tr
 from dc_mlops.tracking.studies import detached_from_launcher
+from dc_mlops.tracking.ui import open_hint, run_name, runs_url
 
 log = logging.getLogger("dc_mlops")
 
@@ -74,7 +75,7 @@ def run_main(s: MainSettings) -> dict:
                                                else "all", data=str(new_era), out=str(out)))
     lines = summary_lines(s, results, cert)
     exp = tr.ensure_experiment(MAIN_EXPERIMENT)
-    with tr.tracked_run(exp, "main", f"main {'all PDs' if s.pd == 'all' else s.pd}",
+    with tr.tracked_run(exp, "main", run_name("main", pd=s.pd),
                         tags={tr.TAG_PD: s.pd, **{f"dc_mlops.evaluation_run.{r.pd}":
                                                   r.evaluation.run_id for r in results},
                               **({"dc_mlops.certify_run": cert.run_id} if cert else {})}) as run:
@@ -142,8 +143,8 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert) -> list[str]:
     else:
         alarms.append("!! nothing was certified: no PD has a certifier in Production")
     lines += alarms
-    lines += ["", f"Open the results:  mlflow ui --backend-store-uri {tr.tracking_uri()} "
-                  "--port 5000",
-              f"then browse http://127.0.0.1:5000 (experiments {MAIN_EXPERIMENT} and "
-              "dc-mlops-<PD>)."]
+    lines += [""] + open_hint(tr.ensure_experiment(tr.experiment_name(results[0].pd)))
+    if len(results) > 1:
+        lines += [f"                      {runs_url(tr.ensure_experiment(tr.experiment_name(r.pd)))}"
+                  for r in results[1:]]
     return lines

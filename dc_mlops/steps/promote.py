@@ -33,7 +33,8 @@ from dc_mlops.settings import PromoteSettings
 from dc_mlops.steps.evaluate import all_ls
 from dc_mlops.tracking import registry as reg
 from dc_mlops.tracking import runs as tr
-from dc_mlops.tracking.models import load_model
+from dc_mlops.tracking.models import load_model, predict
+from dc_mlops.tracking.ui import run_name
 
 log = logging.getLogger("dc_mlops")
 STEP = "promote"
@@ -85,7 +86,7 @@ def run_promote(s: PromoteSettings) -> PromoteResult:
         decision = _decide(s, ranking, best, champion, eval_run, info)
         tags = {tr.TAG_PD: s.pd, "dc_mlops.decision": "promoted" if decision.promote else "kept",
                 "dc_mlops.reason": decision.reason[:5000]}
-        with tr.tracked_run(exp, STEP, f"promote {s.pd}", tags=tags) as run:
+        with tr.tracked_run(exp, STEP, run_name(STEP, pd=s.pd), tags=tags) as run:
             tr.log_params({"pd": s.pd, "metric": s.metric, "evaluation_run": eval_run,
                            "challenger_model": best["model"], "challenger_seed": best["seed"],
                            "challenger_run": best["candidate_run_id"],
@@ -166,7 +167,7 @@ def _rescore_champion(champion, info) -> dict:
     frame = frame[frame["runId"] > last]
     if len(frame) == 0:
         raise DataError(f"no LS after the champion's history (run {last})")
-    out = model.predict(frame)
+    out = predict(model, frame)
     return decision_metrics(out["decision"].to_numpy(), frame["label"].to_numpy(),
                             frame["judged"].to_numpy())
 

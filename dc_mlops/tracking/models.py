@@ -25,6 +25,7 @@ from mlflow.types import ColSpec, Schema
 
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors.base import Detector
+from dc_mlops.evaluation.greyzone import decide
 
 PIP_REQUIREMENTS = ["dc_mlops", "mlflow==3.17.2", "tensorflow==2.21.0", "keras==3.15.1",
                     "scikit-learn==1.9.1", "pandas", "numpy", "pyarrow"]
@@ -52,8 +53,7 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         out = pd.DataFrame({"score": scores})
         cut = self.spec.get("thresholds")
         if cut:
-            out["decision"] = np.where(scores < cut["t_good"], "GOOD",
-                                       np.where(scores > cut["t_bad"], "BAD", "GREY"))
+            out["decision"] = decide(scores, cut["t_good"], cut["t_bad"])
         return out
 
 

@@ -13,7 +13,8 @@ import pytest  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.patches import Polygon, Rectangle  # noqa: E402
 
-from dc_mlops.evaluation import plots  # noqa: E402
+from dc_mlops.evaluation import plots
+from dc_mlops.evaluation.greyzone import LOW  # noqa: E402
 from dc_mlops.evaluation.metrics import roc_table  # noqa: E402
 
 CUT = {"t_good": 0.8, "t_bad": 2.5}
@@ -164,7 +165,7 @@ def test_drift_plot_has_a_box_per_window_against_the_calibration_band(scored):
 def test_certify_plot_colours_each_ls_and_counts_in_the_title(scored):
     ls = scored[["runId", "lumiId", "score"]].copy()
     ls["decision"] = np.where(ls["score"] < 0.8, "GOOD", np.where(ls["score"] > 2.5, "BAD", "GREY"))
-    ls.loc[ls.index[:5], "decision"] = "LOW_STATS"
+    ls.loc[ls.index[:5], "decision"] = LOW
     ls = ls.drop(index=ls.index[300:320])  # LS missing from the data stay white
     fig = plots.certify_plot(ls, "2018B certified")
     ax = fig.axes[0]

@@ -1,0 +1,26 @@
+"""Owners (host, pid, start time): alive, dead, reused pid, another host."""
+import subprocess
+import sys
+import time
+
+import psutil
+
+from dc_mlops.processes import Owner
+
+
+def test_owner_liveness_by_host_pid_and_start_time():
+    me = Owner.me()
+    assert not me.is_dead()
+    assert Owner(me.host, me.pid, me.started - 100).is_dead()  # the pid was reused
+    assert not Owner(me.host + "-elsewhere", 999_999_999, 0.0).is_dead()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    child = Owner(me.host, proc.pid, psutil.Process(proc.pid).create_time())
+    assert not child.is_dead()
+    proc.kill()
+    deadline = time.monotonic() + 60  # SIGKILL lands asynchronously
+    while not child.is_dead() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert child.is_dead() and proc.returncode is None  # a zombie, not yet reaped, is dead
+    proc.wait()
+    assert child.is_dead()
+    assert Owner.from_json(child.to_json()) == child and Owner.from_json("garbage") is None

@@ -98,8 +98,12 @@ def close_orphaned_runs(experiment_id: str) -> list[str]:
     returns their ids. Each gets a note and the tag ``dc_mlops.orphaned`` saying why."""
     me = Owner.me()
     client = MlflowClient()
-    runs = client.search_runs([experiment_id], max_results=1000, filter_string=(
-        f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{me.host}'"))
+    try:
+        runs = client.search_runs([experiment_id], max_results=1000, filter_string=(
+            f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{me.host}'"))
+    except mlflow.exceptions.MlflowException as exc:  # housekeeping never blocks a step
+        log.warning("could not look for orphaned runs: %s", redact(str(exc).splitlines()[0]))
+        return []
     closed = []
     for run in runs:
         owner = _owner_of(run.data.tags)

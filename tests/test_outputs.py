@@ -11,13 +11,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from dc_mlops.errors import DataError
 from dc_mlops.outputs import claim_output, claim_path, remove_stale
+from tests.conditions import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,15 +47,6 @@ def start_writer(tmp_path: Path, out: Path, tag: str) -> tuple[subprocess.Popen,
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out), str(holding), str(release)],
                             env=env, stderr=subprocess.PIPE, text=True)
     return proc, holding, release
-
-
-def wait_for(condition, seconds: float = 120, what: str = "condition") -> None:
-    """Wait on a condition with a generous deadline (the CI machine is loaded)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def hidden(folder: Path) -> list[str]:
@@ -165,13 +156,18 @@ def test_two_writers_of_one_new_output_exactly_one_wins(tmp_path):
     assert late.wait(timeout=120) == 2 and "output already exists" in late.stderr.read()
 
 
-def test_a_killed_writer_leaves_no_output_and_the_next_writer_removes_its_leftovers(tmp_path):
-    out = tmp_path / "cert"
+def killed_writer(tmp_path: Path, out: Path) -> Path:
+    """A writer of ``out`` SIGKILLed while it holds the claim; returns its staging folder."""
     proc, holding, _ = start_writer(tmp_path, out, "k")
     wait_for(holding.exists, what="the writer to hold the claim")
-    staging = Path(holding.read_text())
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
+    return Path(holding.read_text())
+
+
+def test_a_killed_writer_leaves_no_output_and_the_next_writer_removes_its_leftovers(tmp_path):
+    out = tmp_path / "cert"
+    staging = killed_writer(tmp_path, out)
     assert not out.exists()
     assert staging.is_dir() and claim_path(out).is_file()  # what a kill leaves behind
     # the next writer of *another* output in the same folder cleans up
@@ -183,11 +179,7 @@ def test_a_killed_writer_leaves_no_output_and_the_next_writer_removes_its_leftov
 
 def test_the_next_writer_of_the_same_output_takes_over_a_killed_claim(tmp_path):
     out = tmp_path / "cert"
-    proc, holding, _ = start_writer(tmp_path, out, "k")
-    wait_for(holding.exists, what="the writer to hold the claim")
-    staging = Path(holding.read_text())
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
+    staging = killed_writer(tmp_path, out)
     with claim_output(out) as s2:
         (s2 / "b.txt").write_text("b")
     assert not staging.exists() and sorted(p.name for p in out.iterdir()) == ["b.txt"]

@@ -1,11 +1,11 @@
 """Owners (host, pid, start time): alive, dead, reused pid, another host."""
 import subprocess
 import sys
-import time
 
 import psutil
 
 from dc_mlops.processes import Owner
+from tests.conditions import wait_for
 
 
 def test_owner_liveness_by_host_pid_and_start_time():
@@ -17,10 +17,8 @@ def test_owner_liveness_by_host_pid_and_start_time():
     child = Owner(me.host, proc.pid, psutil.Process(proc.pid).create_time())
     assert not child.is_dead()
     proc.kill()
-    deadline = time.monotonic() + 60  # SIGKILL lands asynchronously
-    while not child.is_dead() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert child.is_dead() and proc.returncode is None  # a zombie, not yet reaped, is dead
+    wait_for(child.is_dead, what="SIGKILL to land")  # it lands asynchronously
+    assert proc.returncode is None  # a zombie, not yet reaped, counts as dead
     proc.wait()
     assert child.is_dead()
     assert Owner.from_json(child.to_json()) == child and Owner.from_json("garbage") is None

@@ -16,6 +16,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.conditions import wait_for  # noqa: F401  (the integration tests wait with it)
+
 def _pg_bin() -> Path:
     """Debian's PostgreSQL binaries: 15 (what the docs use) or else the newest installed."""
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
@@ -40,16 +42,6 @@ def free_port() -> int:
 
 def postgres_available() -> bool:
     return (PG_BIN / "initdb").is_file() and shutil.which("su") is not None
-
-
-def wait_for(condition, seconds: float = 240, what: str = "a condition") -> None:
-    """Wait until ``condition()`` is true, with a deadline generous enough for a loaded
-    machine (tests wait on conditions, never on fixed sleeps)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def pg_connections(url: str, database: str) -> int:

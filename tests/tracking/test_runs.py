@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlflow
@@ -15,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from dc_mlops.errors import DataError
 from dc_mlops.tracking import runs as tr
+from tests.conditions import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,20 +24,13 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 from dc_mlops.tracking import runs as tr
+from tests.conditions import wait_for
 exp = tr.ensure_experiment("dc-mlops-ZeroBias")
 with tr.tracked_run(exp, sys.argv[2], "holder") as run:
     Path(sys.argv[1]).write_text(run.info.run_id)
     while True:
         time.sleep(0.05)
 """
-
-
-def wait_for(condition, seconds: float = 120, what: str = "condition") -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def start_holder(tmp_path: Path, tracking: str, step: str, tag: str) -> tuple[subprocess.Popen, Path]:

@@ -18,7 +18,7 @@ def test_owner_liveness_by_host_pid_and_start_time():
     assert not child.is_dead()
     proc.kill()
     wait_for(child.is_dead, what="SIGKILL to land")  # it lands asynchronously
-    assert proc.returncode is None  # a zombie, not yet reaped, counts as dead
+    assert psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE  # not reaped, yet dead
     proc.wait()
     assert child.is_dead()
     assert Owner.from_json(child.to_json()) == child and Owner.from_json("garbage") is None

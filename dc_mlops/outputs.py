@@ -32,6 +32,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,7 +110,7 @@ def _lock(out: Path) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            holder = Owner.from_json(_read(fd))
+            holder = _holder(fd)
             os.close(fd)
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
                 raise DataError(f"{out}: cannot lock {path}: {exc.strerror}") from None
@@ -131,6 +132,15 @@ def _unlock(out: Path, fd: int) -> None:
         claim_path(out).unlink(missing_ok=True)  # while still holding it (see _lock)
     finally:
         os.close(fd)
+
+
+def _holder(fd: int, seconds: float = 2.0) -> Owner | None:
+    """Who holds the claim: it writes its name just after it takes the lock, so a loser that
+    came in between waits a moment for it (only the error message depends on it)."""
+    deadline = time.monotonic() + seconds
+    while (owner := Owner.from_json(_read(fd))) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return owner
 
 
 def _read(fd: int) -> str:

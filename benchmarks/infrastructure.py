@@ -1,12 +1,14 @@
-"""Infrastructure benchmark (issue 6): what a shared tracking server costs, and tuning on
-PostgreSQL with 1 and 2 workers.
+"""Infrastructure benchmark (issues 6 and 9): what a shared tracking server costs, tuning on
+PostgreSQL with 1 and 2 workers, and the database connections each holds at its peak.
 
 Starts, on 127.0.0.1, the same stack as the integration tests (a throwaway PostgreSQL 15
 cluster, a moto S3 endpoint, `mlflow server` over them) and measures, in one run, beside a
 local SQLite store: the wall time per tracked run (10 params, 20 metrics over 5 steps, one
 PNG artifact) and per logged model (a fitted pca detector as a pyfunc), and the trials per
 hour of a small `tune` study (vanilla_ae, tiny trials) on a PostgreSQL Optuna storage with
-the server as tracking, with 1 and 2 workers.
+the server as tracking, with 1 and 2 workers. Meanwhile a sampler counts the client
+connections to each database (pg_stat_activity, every 50 ms) and reports the peak beside the
+budget that docs/shared_infrastructure.md states.
 
     python benchmarks/infrastructure.py [--runs 20] [--models 5] [--trials 6]
 """
@@ -16,6 +18,7 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -61,6 +64,36 @@ def logged_models(n: int) -> float:
     return (time.perf_counter() - t0) / n
 
 
+class PeakConnections:
+    """The most client connections seen per database while the block runs."""
+
+    def __init__(self, url: str):
+        import psycopg2
+        self.conn = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+        self.conn.autocommit = True
+        self.peak: dict[str, int] = {}
+        self.stop = threading.Event()
+
+    def sample(self) -> None:
+        with self.conn.cursor() as cur:
+            while not self.stop.is_set():
+                cur.execute("SELECT datname, count(*) FROM pg_stat_activity WHERE "
+                            "datname IS NOT NULL AND pid <> pg_backend_pid() GROUP BY datname")
+                for db, n in cur.fetchall():
+                    self.peak[db] = max(self.peak.get(db, 0), n)
+                time.sleep(0.05)
+
+    def __enter__(self) -> "PeakConnections":
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.conn.close()
+
+
 def tune_rate(storage: str, workers: int, trials: int, pre: str, name: str) -> float:
     from dc_mlops.settings import TuneSettings
     from dc_mlops.steps.tune import run_tune
@@ -90,6 +123,7 @@ def main() -> None:
     from dc_mlops.settings import PreprocessSettings
     from dc_mlops.steps.preprocess import run_preprocess
 
+    load = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="dcmlops-bench-infra-"))
     os.chdir(work)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -97,7 +131,7 @@ def main() -> None:
     png = work / "curve.png"
     fig.savefig(png)
     write_era(simulate("JetHT", n_ls=6000, seed=7), work / "era")
-    rows, rates = [], {}
+    rows, rates, peaks = [], {}, {}
     with infra.postgres(("mlflow", "optuna")) as dbs, infra.s3() as endpoint:
         server = infra.TrackingServer(dbs["mlflow"], endpoint).start()
         try:
@@ -105,12 +139,19 @@ def main() -> None:
                                ("server (PostgreSQL + S3)", server.url)):
                 os.environ["MLFLOW_TRACKING_URI"] = uri
                 mlflow.set_tracking_uri(uri)
-                rows.append([store, f"{tracked_runs(args.runs, png):.3f}",
-                             f"{logged_models(args.models):.3f}"])
+                with PeakConnections(dbs["optuna"]) as seen:
+                    rows.append([store, f"{tracked_runs(args.runs, png):.3f}",
+                                 f"{logged_models(args.models):.3f}"])
+                peaks["server, runs and models"] = seen.peak.get("mlflow", 0)
             pre = run_preprocess(PreprocessSettings(pd="JetHT", data=str(work / "era"))).run_id
             for workers in (1, 2):
-                rates[workers] = tune_rate(dbs["optuna"], workers, args.trials, pre,
-                                           f"bench-{workers}w")
+                with PeakConnections(dbs["optuna"]) as seen:
+                    rates[workers] = tune_rate(dbs["optuna"], workers, args.trials, pre,
+                                               f"bench-{workers}w")
+                peaks[f"tune, {workers} worker(s)"] = (seen.peak.get("optuna", 0),
+                                                       seen.peak.get("mlflow", 0))
+                left = infra.pg_connections(dbs["optuna"], "optuna")
+                peaks[f"tune, {workers} worker(s)"] += (left,)
         finally:
             server.stop()
     ratio_run = float(rows[1][1]) / float(rows[0][1])
@@ -124,6 +165,25 @@ def main() -> None:
     body += (f"\n\n{args.trials} vanilla_ae trials of 5 epochs on 6000 simulated JetHT LS; 2 workers "
              f"/ 1 worker = {rates[2] / rates[1]:.2f}x on this 2-core machine (each worker process "
              "imports TensorFlow and gets half the cores).")
+    from dc_mlops.tuning.study import MAX_OVERFLOW, POOL_SIZE
+    per = POOL_SIZE + MAX_OVERFLOW
+    server_pool = sum(int(v) for v in infra.SERVER_POOL.values())
+    conn_rows = [["server (2 workers): tracked runs and models", "-", peaks["server, runs and models"],
+                  f"<= {2 * 2 * server_pool} (2 workers x 2 engines x {server_pool})", "-"]]
+    for w in (1, 2):
+        optuna_peak, mlflow_peak, left = peaks[f"tune, {w} worker(s)"]
+        procs = 1 if w == 1 else 1 + w  # the launcher, plus spawned workers when n_jobs > 1
+        conn_rows.append([f"tune, n_jobs={w}", optuna_peak, mlflow_peak,
+                          f"optuna <= {procs * per} ({procs} process(es) x {per})", left])
+    body += "\n\n" + table(["what runs", "peak connections, optuna DB",
+                             "peak connections, mlflow DB (server)", "budget",
+                             "optuna connections left after"], conn_rows)
+    body += (f"\n\nLoad average (1 min) at the start: {load:.1f} on {os.cpu_count()} cores: "
+             "a machine shared with other work, so the timings above vary with it; the "
+             "connection counts do not.")
+    body += ("\n\nPeaks sampled every 50 ms from pg_stat_activity; the server runs with "
+             f"{', '.join(f'{k}={v}' for k, v in infra.SERVER_POOL.items())} "
+             "(docs/shared_infrastructure.md).")
     write("infrastructure", "Infrastructure: tracking server cost and tuning on PostgreSQL", body,
           "python benchmarks/infrastructure.py " + " ".join(sys.argv[1:]))
 

@@ -2,7 +2,9 @@
 ``mlflow run . -e <entry> -P <param>=<value>`` (both are built from dc_mlops.settings).
 
 The CLI only sets up the console, parses and calls one step function; bad input becomes one
-line on stderr and exit code 2.
+line on stderr and exit code 2; the tracking server or the Optuna database failing midway
+is one line and exit code 3. Neither line ever shows a password
+(:func:`dc_mlops.errors.redact`).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import sys
 from collections.abc import Callable
 
 from dc_mlops import console
-from dc_mlops.errors import DataError
+from dc_mlops.errors import DataError, redact
 from dc_mlops.settings import ENTRY_POINTS, _bool, parameters
 
 
@@ -93,20 +95,26 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - the tracking server failing midway
-        if _is_tracking_failure(exc):
-            print(f"error: the MLflow tracking server failed during {args.entry}: "
-                  f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - the tracking server or the database failing midway
+        failed = _infrastructure_failure(exc)
+        if failed:
+            reason = (str(exc).strip().splitlines() or [""])[0][:300]
+            print(redact(f"error: the {failed} failed during {args.entry}: "
+                         f"{type(exc).__name__}: {reason}"), file=sys.stderr)
             return 3
         raise
     return 0
 
 
-def _is_tracking_failure(exc: Exception) -> bool:
+def _infrastructure_failure(exc: Exception) -> str:
+    """What failed, when ``exc`` is shared infrastructure going away midway ("" otherwise):
+    exit 3, so scripts can tell it from bad input (exit 2) and retry."""
     import requests
     from mlflow.exceptions import MlflowException
-    return isinstance(exc, (MlflowException, requests.RequestException, ConnectionError))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if isinstance(exc, (MlflowException, requests.RequestException, ConnectionError)):
+        return "MLflow tracking server"
+    if "sqlalchemy" in sys.modules:
+        import sqlalchemy.exc
+        if isinstance(exc, sqlalchemy.exc.OperationalError):
+            return "database"
+    return ""

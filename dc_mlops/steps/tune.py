@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 
 from dc_mlops.detectors import registry
+from dc_mlops.errors import redact
 from dc_mlops.settings import TrainSettings, TuneSettings
 from dc_mlops.steps.train import resolve_preprocess_run
 from dc_mlops.tracking import runs as tr
@@ -57,37 +58,41 @@ def run_tune(s: TuneSettings, options: st.TuneOptions | None = None) -> TuneResu
     space_for(s.model)  # an unknown or untunable model fails before any work
     family = registry.family(s.model)
     pre_run = resolve_preprocess_run(s.pd, s.preprocess_run)
-    # the experiment and the study exist before any worker starts (STACK_NOTES: races)
-    exp = tr.ensure_experiment(tr.experiment_name(s.pd))
     url = st.storage_url(s.storage)
     name = default_study_name(s)
-    study = st.create_or_load(url, name, {"model": s.model, "pd": s.pd,
-                                          "preprocess_run": pre_run}, options)
-    st.fail_stale(study)
-    before = {t.number for t in study.get_trials(deepcopy=False)}
-    for params in options.enqueue:
-        study.enqueue_trial(dict(params), skip_if_exists=True)
-    devices = st.plan_workers(s.n_jobs, family)
-    where = f"GPU {','.join(devices)}" if devices[0] is not None else f"{len(devices)} CPU worker(s)"
-    log.info("tune %s on %s: study %r in %s (%d trials so far), %d more on %s",
-             s.model, s.pd, name, ts.redact_url(url), len(before), s.n_trials, where)
-    tags = {**ts.study_tags(name, s.pd, s.model), "dc_mlops.preprocess_run": pre_run}
-    with tr.tracked_run(exp, STEP, run_name(STEP, model=s.model, pd=s.pd), tags=tags) as run:
-        tr.log_params({"model": s.model, "family": family, "pd": s.pd, "n_trials": s.n_trials,
-                       "storage": ts.redact_url(url), "study_name": name, "timeout": s.timeout,
-                       "n_jobs": s.n_jobs, "workers": len(devices), "devices": where,
-                       "seed": s.seed, "preprocess_run": pre_run,
-                       "fixed_params": json.dumps(dict(options.fixed), sort_keys=True)})
-        spec = st.WorkerSpec(model=s.model, storage=url, study_name=name, preprocess_run=pre_run,
-                             experiment_id=exp, parent_run_id=run.info.run_id,
-                             tracking_uri=tr.tracking_uri(), seed=s.seed,
-                             options=options, run_tags=tags,
-                             log_level=logging.getLogger("dc_mlops").getEffectiveLevel())
-        st.run_workers(spec, devices, s.n_trials, s.timeout)
-        study = st.create_or_load(url, name, {}, options)
-        result = _log_study(study, before, ts.redact_url(url))
+    # this process's one engine (an unreachable database fails here, in one line)
+    with st.open_storage(url, options) as storage:
+        # the experiment and the study exist before any worker starts (STACK_NOTES: races)
+        exp = tr.ensure_experiment(tr.experiment_name(s.pd))
+        study = st.create_or_load(storage, name, {"model": s.model, "pd": s.pd,
+                                                  "preprocess_run": pre_run}, options)
+        st.fail_stale(study)
+        before = {t.number for t in study.get_trials(deepcopy=False)}
+        for params in options.enqueue:
+            study.enqueue_trial(dict(params), skip_if_exists=True)
+        devices = st.plan_workers(s.n_jobs, family)
+        where = (f"GPU {','.join(devices)}" if devices[0] is not None
+                 else f"{len(devices)} CPU worker(s)")
+        log.info("tune %s on %s: study %r in %s (%d trials so far), %d more on %s",
+                 s.model, s.pd, name, redact(url), len(before), s.n_trials, where)
+        tags = {**ts.study_tags(name, s.pd, s.model), "dc_mlops.preprocess_run": pre_run}
+        with tr.tracked_run(exp, STEP, run_name(STEP, model=s.model, pd=s.pd), tags=tags) as run:
+            tr.log_params({"model": s.model, "family": family, "pd": s.pd,
+                           "n_trials": s.n_trials, "storage": redact(url), "study_name": name,
+                           "timeout": s.timeout, "n_jobs": s.n_jobs, "workers": len(devices),
+                           "devices": where, "seed": s.seed, "preprocess_run": pre_run,
+                           "fixed_params": json.dumps(dict(options.fixed), sort_keys=True)})
+            spec = st.WorkerSpec(model=s.model, storage=url, study_name=name,
+                                 preprocess_run=pre_run, experiment_id=exp,
+                                 parent_run_id=run.info.run_id, tracking_uri=tr.tracking_uri(),
+                                 seed=s.seed, options=options, run_tags=tags,
+                                 log_level=logging.getLogger("dc_mlops").getEffectiveLevel())
+            st.run_workers(spec, devices, s.n_trials, s.timeout, storage)
+            study = st.create_or_load(storage, name, {}, options)
+            result = _log_study(study, before, redact(url))
+            best_trial = study.best_trial.number if result.best_value is not None else -1
     if result.best_value is not None and options.retrain:
-        result = _retrain_best(s, study, pre_run, result)
+        result = _retrain_best(s, name, best_trial, pre_run, result)
     elif result.best_value is None:
         log.warning("tune %s: no completed trial in study %r, nothing to retrain", s.model, name)
     log.info("tune %s: %s; best val ROC AUC %s", s.model,
@@ -122,7 +127,8 @@ def _log_study(study, before: set[int], storage: str) -> TuneResult:
                       trial_numbers=new)
 
 
-def _retrain_best(s: TuneSettings, study, pre_run: str, result: TuneResult) -> TuneResult:
+def _retrain_best(s: TuneSettings, study_name: str, best_trial: int, pre_run: str,
+                  result: TuneResult) -> TuneResult:
     """The best trial's configuration as an ordinary ``train`` run on the training split."""
     from dc_mlops.steps.train import run_train
     params = dict(result.best_params)
@@ -133,12 +139,12 @@ def _retrain_best(s: TuneSettings, study, pre_run: str, result: TuneResult) -> T
                           epochs=own.get("epochs", defaults.epochs),
                           batch_size=own.get("batch_size", defaults.batch_size),
                           learning_rate=own.get("learning_rate", defaults.learning_rate))
-    log.info("tune %s: retraining trial %d as a train run", s.model, study.best_trial.number)
+    log.info("tune %s: retraining trial %d as a train run", s.model, best_trial)
     with ts.detached_from_launcher():
         trained = run_train(train, extra_params=params)
     ts.set_run_tags(trained.run_id, {"dc_mlops.tune_run": result.run_id,
-                                     ts.TAG_STUDY: study.study_name,
-                                     "dc_mlops.tune_trial": str(study.best_trial.number)})
+                                     ts.TAG_STUDY: study_name,
+                                     "dc_mlops.tune_trial": str(best_trial)})
     ts.set_run_tags(result.run_id, {"dc_mlops.best_train_run_id": trained.run_id,
                                     "dc_mlops.best_model_uri": trained.model_uri})
     return TuneResult(result.run_id, result.study_name, result.storage, result.best_value,

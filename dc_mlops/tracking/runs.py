@@ -4,6 +4,16 @@ A step's run is reused when a FINISHED run of the same step carries the same cac
 (a digest of the step's settings, its input data and the dc_mlops version), the way MLflow's
 multistep example reuses ``_already_ran``: running ``preprocess`` twice recomputes nothing.
 A step that raises leaves its run FAILED, never FINISHED, so a broken run is not reused.
+
+A step killed outright (SIGKILL, a lost batch node) cannot close its run. Every run records
+its owner (``dc_mlops.host``, ``dc_mlops.pid``, ``dc_mlops.pid_started``); each new step's run
+first marks the RUNNING runs of its experiment whose owner is a dead process of this host as
+FAILED, with a note saying so. Runs of other hosts are left to those hosts.
+
+A run id that does not exist is the user's error (:class:`DataError` naming it, exit 2); a
+tracking server that fails is not (MLflow's exception, exit 3). URLs in our messages never
+show a password (:func:`dc_mlops.errors.redact`); MLflow's own "View run at" line is
+replaced by ours, redacted.
 """
 from __future__ import annotations
 
@@ -12,6 +22,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +34,8 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 import dc_mlops
-from dc_mlops.errors import DataError
+from dc_mlops.errors import DataError, redact
+from dc_mlops.processes import Owner
 
 log = logging.getLogger("dc_mlops")
 
@@ -31,6 +43,12 @@ EXPERIMENT_PREFIX = "dc-mlops-"
 TAG_STEP = "dc_mlops.step"
 TAG_KEY = "dc_mlops.cache_key"
 TAG_PD = "dc_mlops.pd"
+TAG_HOST = "dc_mlops.host"
+TAG_PID = "dc_mlops.pid"
+TAG_PID_STARTED = "dc_mlops.pid_started"
+TAG_ORPHANED = "dc_mlops.orphaned"
+#: MLflow error codes that mean "no such run / artifact" (the user's error, not the server's)
+_MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 def tracking_uri() -> str:
@@ -58,18 +76,64 @@ def check_tracking() -> None:
     try:
         requests.get(f"{uri.rstrip('/')}/health", timeout=10).raise_for_status()
     except requests.RequestException as exc:
-        raise DataError(f"cannot reach the MLflow tracking server at {_redact(uri)}: "
+        raise DataError(f"cannot reach the MLflow tracking server at {redact(uri)}: "
                         f"{type(exc).__name__}") from None
 
 
-def _redact(uri: str) -> str:
-    """A URL without its user:password part, safe to print or log."""
-    from urllib.parse import urlsplit, urlunsplit
-    parts = urlsplit(uri)
-    if parts.password is None and parts.username is None:
-        return uri
-    host = parts.hostname or ""
-    return urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
+def owner_tags(owner: Owner | None = None) -> dict[str, str]:
+    """The tags that let a later process tell that this run's process died."""
+    owner = owner or Owner.me()
+    return {TAG_HOST: owner.host, TAG_PID: str(owner.pid), TAG_PID_STARTED: repr(owner.started)}
+
+
+def _owner_of(tags: dict[str, str]) -> Owner | None:
+    try:
+        return Owner(tags[TAG_HOST], int(tags[TAG_PID]), float(tags[TAG_PID_STARTED]))
+    except (KeyError, ValueError):
+        return None
+
+
+def close_orphaned_runs(experiment_id: str) -> list[str]:
+    """Mark FAILED the RUNNING runs of this experiment whose process (on this host) is dead;
+    returns their ids. Each gets a note and the tag ``dc_mlops.orphaned`` saying why."""
+    me = Owner.me()
+    client = MlflowClient()
+    try:
+        runs = client.search_runs([experiment_id], max_results=1000, filter_string=(
+            f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{me.host}'"))
+    except mlflow.exceptions.MlflowException as exc:  # housekeeping never blocks a step
+        log.warning("could not look for orphaned runs: %s", redact(str(exc).splitlines()[0]))
+        return []
+    closed = []
+    for run in runs:
+        owner = _owner_of(run.data.tags)
+        if owner is None or not owner.is_dead():
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M:%S")
+        why = (f"orphaned: its process ({owner}) died while the run was RUNNING (killed?); "
+               f"marked FAILED at {when} by dc_mlops ({me})")
+        note = run.data.tags.get("mlflow.note.content", "")
+        client.set_tag(run.info.run_id, TAG_ORPHANED, why)
+        client.set_tag(run.info.run_id, "mlflow.note.content", f"{note}\n\n{why}".strip())
+        client.set_terminated(run.info.run_id, "FAILED")
+        log.warning("run %s (%s) was left RUNNING by a dead process (%s): marked FAILED",
+                    run.info.run_id, run.data.tags.get("mlflow.runName", ""), owner)
+        closed.append(run.info.run_id)
+    return closed
+
+
+def own_run_links() -> None:
+    """MLflow prints "View run <name> at: <tracking URI>/..." when a run ends on a server,
+    password included; dc_mlops prints its own line (:func:`run_link`) instead."""
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+
+
+def run_link(experiment_id: str, run_id: str) -> str:
+    """The run's page on the tracking server, without credentials ("" for local stores)."""
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return ""
+    return redact(f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}")
 
 
 def experiment_name(pd_name: str) -> str:
@@ -117,6 +181,9 @@ def tracked_run(experiment_id: str, step: str, run_name: str, key: str = "",
     with a pointer to it, so `mlflow run . -e train` always lands in the PD's experiment.
     """
     launcher = os.environ.get("MLFLOW_RUN_ID")
+    own_run_links()
+    if not nested:
+        close_orphaned_runs(experiment_id)
     run_kwargs: dict = {"run_name": run_name, "nested": nested}
     if launcher and not nested and mlflow.active_run() is None:
         launcher_exp = MlflowClient().get_run(launcher).info.experiment_id
@@ -124,7 +191,7 @@ def tracked_run(experiment_id: str, step: str, run_name: str, key: str = "",
             run_kwargs = {"run_id": launcher}
         else:
             os.environ.pop("MLFLOW_RUN_ID")
-    all_tags = {TAG_STEP: step, TAG_KEY: key, **(tags or {})}
+    all_tags = {TAG_STEP: step, TAG_KEY: key, **owner_tags(), **(tags or {})}
     with mlflow.start_run(experiment_id=experiment_id, **run_kwargs) as run:
         if "run_id" in run_kwargs:
             mlflow.set_tag("mlflow.runName", run_name)
@@ -136,6 +203,9 @@ def tracked_run(experiment_id: str, step: str, run_name: str, key: str = "",
         except BaseException:
             mlflow.end_run(status="FAILED")
             raise
+    link = run_link(experiment_id, run.info.run_id)
+    if link:
+        log.info("View run %s at: %s", run_name, link)
 
 
 def _point_launcher(launcher: str, run: mlflow.ActiveRun) -> None:
@@ -196,11 +266,7 @@ class Preprocessed:
 
 def load_preprocessed(run_id: str, parts: tuple[str, ...] = ("train", "val", "calib", "test",
                                                                "known_bad")) -> Preprocessed:
-    client = MlflowClient()
-    try:
-        run = client.get_run(run_id)
-    except mlflow.exceptions.MlflowException:
-        raise DataError(f"preprocess run {run_id!r} not found in {mlflow.get_tracking_uri()}") from None
+    run = run_info(run_id, "preprocess run")
     if run.data.tags.get(TAG_STEP) != "preprocess" or run.info.status != "FINISHED":
         raise DataError(f"run {run_id} is not a finished preprocess run")
     with tempfile.TemporaryDirectory() as tmp:
@@ -245,8 +311,17 @@ def log_dataset(frame: pd.DataFrame, source: str, name: str, digest: str, contex
 
 
 def download(run_id: str, artifact_path: str, dst: str | None = None) -> Path:
-    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
-                                                    dst_path=dst))
+    """A run's artifact as a local file; DataError naming the run (or the artifact) when
+    either does not exist."""
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
+                                                        dst_path=dst))
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code not in _MISSING:
+            raise
+    info = run_info(run_id)  # DataError when the run itself is missing
+    raise DataError(f"run {run_id} ({info.data.tags.get(TAG_STEP, 'no dc_mlops step')}) has no "
+                    f"artifact {artifact_path!r}")
 
 
 def read_csv_artifact(run_id: str, path: str) -> pd.DataFrame:
@@ -254,5 +329,14 @@ def read_csv_artifact(run_id: str, path: str) -> pd.DataFrame:
         return pd.read_csv(download(run_id, path, tmp))
 
 
-def run_info(run_id: str):
-    return MlflowClient().get_run(run_id)
+def run_info(run_id: str, what: str = "run"):
+    """The run, or DataError naming it when it does not exist (the server failing is not a
+    missing run: its exception goes through)."""
+    if not run_id or not str(run_id).strip():
+        raise DataError(f"no {what} id given")
+    try:
+        return MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code not in _MISSING:
+            raise
+    raise DataError(f"{what} {run_id!r} not found in {redact(mlflow.get_tracking_uri())}")

@@ -11,7 +11,6 @@ Optuna states map to run statuses: COMPLETE → FINISHED, PRUNED → KILLED, FAI
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,17 +20,12 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from dc_mlops.tracking.runs import TAG_PD, TAG_STEP
+from dc_mlops.tracking.runs import TAG_PD, TAG_STEP, own_run_links, owner_tags
 
 TAG_STUDY = "dc_mlops.study"
 TAG_TRIAL = "dc_mlops.trial"
 TAG_TRIAL_STATE = "dc_mlops.trial_state"
 _RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
-
-
-def redact_url(url: str) -> str:
-    """A storage URL without ``user:password@`` (safe to log as a parameter)."""
-    return re.sub(r"(?<=://)[^/@]*@", "", url)
 
 
 def trial_run_name(number: int, state: str, value: float | None = None) -> str:
@@ -48,10 +42,11 @@ class TrialRun:
     @classmethod
     def start(cls, experiment_id: str, parent_run_id: str, number: int, params: dict,
               tags: dict[str, str]) -> "TrialRun":
+        own_run_links()
         client = MlflowClient()
         run = client.create_run(experiment_id, run_name=trial_run_name(number, "RUNNING"), tags={
             MLFLOW_PARENT_RUN_ID: parent_run_id, TAG_STEP: "tune-trial",
-            TAG_TRIAL: str(number), TAG_TRIAL_STATE: "RUNNING", **tags})
+            TAG_TRIAL: str(number), TAG_TRIAL_STATE: "RUNNING", **owner_tags(), **tags})
         client.log_batch(run.info.run_id, params=[
             Param(k, "" if v is None else str(v)) for k, v in params.items()])
         return cls(run.info.run_id, number)

@@ -2,7 +2,15 @@
 
 - Storage: an Optuna RDB URL; empty means ``sqlite:///optuna.db`` in the working directory.
   ``postgresql://`` is rewritten to ``postgresql+psycopg2://`` (SQLAlchemy 2 would look for
-  psycopg 3 otherwise). Every storage runs heartbeats: a trial whose process stops beating
+  psycopg 3 otherwise). Each process opens **one** storage (one SQLAlchemy engine) with
+  :func:`open_storage` and disposes of it at the end: many workers share one PostgreSQL
+  server, whose ``max_connections`` (100 by default) is the budget of the whole team. A
+  server database gets a small pool (``POOL_SIZE`` + ``MAX_OVERFLOW`` = 3 connections at
+  most per process: the worker's thread and Optuna's heartbeat thread use one each), checked
+  before use (``pool_pre_ping``: a connection the server or a firewall dropped while a long
+  trial ran is replaced, not an error). See docs/shared_infrastructure.md for the budget.
+  A storage that cannot be opened at the start is one line (DataError, exit 2: the URL the
+  user gave does not answer, and nothing has started yet). Every storage runs heartbeats: a trial whose process stops beating
   for ``grace_period`` seconds (SIGKILL, a lost node) is failed just before the next trial
   of any worker asks for parameters, and its MLflow run is closed as FAIL. A killed worker
   thus loses at most its running trial.
@@ -28,7 +36,8 @@ import multiprocessing as mp
 import os
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +50,10 @@ from dc_mlops.errors import DataError
 log = logging.getLogger("dc_mlops")
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
+#: connections one process may hold to a database server (see the module docstring)
+POOL_SIZE, MAX_OVERFLOW = 2, 1
+#: seconds to wait for a database server to accept a connection before giving up
+CONNECT_TIMEOUT = 10
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
@@ -70,14 +83,49 @@ def storage_url(url: str) -> str:
     return url
 
 
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine settings: a bounded, pre-pinged pool for database servers; a long
+    lock timeout for SQLite (several workers on one file)."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60}}
+    kwargs: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": MAX_OVERFLOW,
+                              "pool_timeout": 120, "pool_pre_ping": True, "pool_recycle": 1800}
+    if url.startswith("postgresql"):
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    return kwargs
+
+
 def make_storage(url: str, options: TuneOptions) -> optuna.storages.RDBStorage:
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            storage_url(url), engine_kwargs=engine_kwargs,
-            heartbeat_interval=options.heartbeat_interval, grace_period=options.grace_period,
-            heartbeat_stale_trial_callback=_close_lost_trial_run)
+    """The process's storage; prefer :func:`open_storage`, which also disposes of it."""
+    import sqlalchemy.exc
+
+    url = storage_url(url)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs(url),
+                heartbeat_interval=options.heartbeat_interval, grace_period=options.grace_period,
+                heartbeat_stale_trial_callback=_close_lost_trial_run)
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise DataError(f"cannot open the Optuna storage {url}: "
+                        f"{reason[0] if reason else type(exc).__name__}") from None
+
+
+@contextmanager
+def open_storage(url: str, options: TuneOptions) -> Iterator[optuna.storages.RDBStorage]:
+    """One storage for this process, its connections closed when the block ends."""
+    storage = make_storage(url, options)
+    try:
+        yield storage
+    finally:
+        close_storage(storage)
+
+
+def close_storage(storage: optuna.storages.RDBStorage) -> None:
+    storage.remove_session()
+    storage.engine.dispose()
 
 
 def make_sampler(seed: int, worker: int, n_existing: int, options: TuneOptions) -> optuna.samplers.BaseSampler:
@@ -91,10 +139,10 @@ def make_pruner(options: TuneOptions) -> optuna.pruners.BasePruner:
                                        n_warmup_steps=options.prune_warmup_epochs)
 
 
-def create_or_load(url: str, study_name: str, attrs: Mapping[str, str],
-                   options: TuneOptions) -> optuna.Study:
+def create_or_load(storage: optuna.storages.RDBStorage, study_name: str,
+                   attrs: Mapping[str, str], options: TuneOptions) -> optuna.Study:
     """Create the study (or load it) in the launcher; refuse one made for other data."""
-    study = optuna.create_study(storage=make_storage(url, options), study_name=study_name,
+    study = optuna.create_study(storage=storage, study_name=study_name,
                                 direction="maximize", load_if_exists=True,
                                 pruner=make_pruner(options))
     for key, value in attrs.items():
@@ -189,13 +237,14 @@ def plan_workers(n_jobs: int, family: str, gpus: list[str] | None = None) -> lis
 
 
 def run_workers(base: WorkerSpec, devices: list[str | None], n_trials: int,
-                timeout: float) -> None:
-    """Run ``n_trials`` trials (in all) on ``devices``; returns when all workers are done."""
+                timeout: float, storage: optuna.storages.RDBStorage | None = None) -> None:
+    """Run ``n_trials`` trials (in all) on ``devices``; returns when all workers are done.
+    A single CPU worker runs here, on ``storage`` (the launcher's) when given."""
     deadline = time.time() + timeout if timeout > 0 else math.inf
     bar = console.progress(n_trials, f"tune {base.model}", "trial")
     if len(devices) == 1 and devices[0] is None:
         with bar:
-            worker_main(base, _Tickets(n_trials), deadline, bar)
+            worker_main(base, _Tickets(n_trials), deadline, storage, bar)
         return
     ctx = mp.get_context("spawn")
     tickets = ctx.Value("i", n_trials)
@@ -260,9 +309,14 @@ def _worker_entry(spec: WorkerSpec, tickets, deadline: float) -> None:
     worker_main(spec, _SharedTickets(tickets), deadline)
 
 
-def worker_main(spec: WorkerSpec, tickets, deadline: float, bar=None) -> int:
+def worker_main(spec: WorkerSpec, tickets, deadline: float,
+                storage: optuna.storages.RDBStorage | None = None, bar=None) -> int:
     """Load the data once, then run trials while tickets and time last; returns the count.
+    Uses ``storage`` when given (in-process), else opens the process's own and closes it;
     ``bar``: the parent's trial bar when the worker runs in the parent process."""
+    if storage is None:
+        with open_storage(spec.storage, spec.options) as own:
+            return worker_main(spec, tickets, deadline, own, bar)
     from dc_mlops.tracking.runs import set_tracking_uri
     set_tracking_uri(spec.tracking_uri)
     if spec.cpu_threads:
@@ -273,7 +327,6 @@ def worker_main(spec: WorkerSpec, tickets, deadline: float, bar=None) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = TuningData.load(spec.preprocess_run)
-    storage = make_storage(spec.storage, spec.options)
     n_existing = len(optuna.load_study(study_name=spec.study_name, storage=storage).trials)
     study = optuna.load_study(study_name=spec.study_name, storage=storage,
                               sampler=make_sampler(spec.seed, spec.worker, n_existing, spec.options),

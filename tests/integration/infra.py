@@ -16,7 +16,18 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+from tests.conditions import wait_for  # noqa: F401  (the integration tests wait with it)
+
+def _pg_bin() -> Path:
+    """Debian's PostgreSQL binaries: 15 (what the docs use) or else the newest installed."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda p: (p.parts[-3] != "15", -int(p.parts[-3]) if p.parts[-3].isdigit() else 0))
+    return versions[0].parent if versions else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
+#: the tracking server's SQLAlchemy pool, as docs/shared_infrastructure.md recommends
+SERVER_POOL = {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "2", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "3"}
 BIN = Path(sys.executable).parent
 # test-only credentials for the moto endpoint; the tests check none of them leaks into MLflow
 AWS = {"AWS_ACCESS_KEY_ID": "dcmlopsTESTKEY42", "AWS_SECRET_ACCESS_KEY": "dcmlopsTESTSECRET4242",
@@ -31,6 +42,19 @@ def free_port() -> int:
 
 def postgres_available() -> bool:
     return (PG_BIN / "initdb").is_file() and shutil.which("su") is not None
+
+
+def pg_connections(url: str, database: str) -> int:
+    """Client connections to ``database`` now (not counting the one asking)."""
+    import psycopg2
+    conn = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                        "AND pid <> pg_backend_pid()", (database,))
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
 
 
 def _wait(url: str, seconds: float, proc: subprocess.Popen | None = None) -> None:
@@ -116,14 +140,14 @@ class TrackingServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "TrackingServer":
-        env = {**os.environ, **AWS, "MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint,
+        env = {**os.environ, **AWS, **SERVER_POOL, "MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint,
                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         self.proc = subprocess.Popen(
             [str(BIN / "mlflow"), "server", "--backend-store-uri", self.backend,
              "--artifacts-destination", f"s3://{self.bucket}/", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "2"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        _wait(f"{self.url}/health", 90, self.proc)
+        _wait(f"{self.url}/health", 240, self.proc)
         return self
 
     def stop(self) -> None:

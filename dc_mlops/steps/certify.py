@@ -8,7 +8,8 @@ never GOOD. Before anything is certified GOOD each PD's domain is checked (featu
 conditions range, score drift against its calibration LS): out of domain, that PD certifies
 nothing GOOD (its LS go to review) unless ``force``, and the console and summary say so.
 
-Writes into ``out``, all at once (built beside it and moved into place only when complete):
+Writes into ``out``, all at once (claimed before any work, built beside it and moved into
+place only when complete; :func:`dc_mlops.outputs.claim_output`):
 
 * ``certified_golden.json``: the LS certified GOOD, Golden-JSON format, one run per line;
 * ``bad_ls.csv``: the BAD LS as ranges per run, with the subsystems and PDs that flagged them;
@@ -30,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from dc_mlops.evaluation import plots
 from dc_mlops.evaluation.drift import domain_report
 from dc_mlops.evaluation.greyzone import (BAD, DCS, GOOD, GREY, LOW, combine,
                                           conformal_p_values, decide, decision_metrics)
+from dc_mlops.outputs import claim_output
 from dc_mlops.settings import CertifySettings
 from dc_mlops.tracking import runs as tr
 from dc_mlops.tracking.models import load_model
@@ -75,18 +76,6 @@ class _Certifier:
     spec: dict
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataError(f"{out}: output folder exists and is not empty; choose another `out`")
-    parent = out.resolve().parent
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise DataError(f"{out}: cannot create the output folder here ({probe} is not a "
-                        "writable folder)")
-
-
 def _load_certifier(s: CertifySettings, pd_name: str) -> _Certifier:
     uri = s.model_uri or production_uri(pd_name)
     try:
@@ -111,30 +100,27 @@ def run_certify(s: CertifySettings) -> CertifyResult:
     if not s.data:
         raise DataError("certify needs `data`: the era to certify (era folder, table or "
                         "histograms)")
-    out = Path(s.out)
-    _check_out(out)
-    mapping = load_responsibility(s.responsibility)
-    certifiers = [_load_certifier(s, p) for p in s.pd_list]
-    dcs = _dcs_json(s)
-    per_pd, low_rows, domains, golden_labels = [], [], {}, []
-    for cert in certifiers:
-        flags, low, domain, labels = _certify_pd(s, cert, mapping, dcs)
-        per_pd.append(flags)
-        low_rows.append(low)
-        domains[cert.pd] = domain
-        golden_labels.append(labels)
-    flags = pd.concat(per_pd, ignore_index=True)
-    ls = _combine(flags)
-    labels = pd.concat(golden_labels).drop_duplicates(["runId", "lumiId"])
-    ls = ls.merge(labels, on=["runId", "lumiId"], how="left")
-    ls["label"] = ls["label"].fillna(-1).astype(int)
-    summary = _summary(s, certifiers, flags, ls, domains, mapping)
-    grey = _grey_zone(flags, ls)
-    low = pd.concat(low_rows, ignore_index=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.partial-", dir=out.parent) as tmp:
-        staging = Path(tmp) / "out"
-        _write(staging, ls, flags, grey, low, summary)
+    # the output is checked and claimed before any work: a second certify to the same `out`
+    # stops here, in one line, before it starts a run
+    with claim_output(s.out) as staging:
+        mapping = load_responsibility(s.responsibility)
+        certifiers = [_load_certifier(s, p) for p in s.pd_list]
+        dcs = _dcs_json(s)
+        per_pd, low_rows, domains, golden_labels = [], [], {}, []
+        for cert in certifiers:
+            flags, low, domain, labels = _certify_pd(s, cert, mapping, dcs)
+            per_pd.append(flags)
+            low_rows.append(low)
+            domains[cert.pd] = domain
+            golden_labels.append(labels)
+        flags = pd.concat(per_pd, ignore_index=True)
+        ls = _combine(flags)
+        labels = pd.concat(golden_labels).drop_duplicates(["runId", "lumiId"])
+        ls = ls.merge(labels, on=["runId", "lumiId"], how="left")
+        ls["label"] = ls["label"].fillna(-1).astype(int)
+        summary = _summary(s, certifiers, flags, ls, domains, mapping)
+        _write(staging, ls, flags, _grey_zone(flags, ls), pd.concat(low_rows, ignore_index=True),
+               summary)
         single = len(certifiers) == 1
         exp = tr.ensure_experiment(tr.experiment_name(certifiers[0].pd) if single
                                    else MULTI_PD_EXPERIMENT)
@@ -150,11 +136,7 @@ def run_certify(s: CertifySettings) -> CertifyResult:
                                                       "bad_as_good_rate", "contamination")
                               if isinstance(summary.get(k), float)})
             tr.log_artifacts(staging, "certification")
-        _check_out(out)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    return CertifyResult(out, summary, run.info.run_id)
+    return CertifyResult(Path(s.out), summary, run.info.run_id)
 
 
 def _dcs_json(s: CertifySettings) -> CertJSON | None:
@@ -348,7 +330,6 @@ def _json_safe(value):
 
 def _write(folder: Path, ls: pd.DataFrame, flags: pd.DataFrame, grey: pd.DataFrame,
            low: pd.DataFrame, summary: dict) -> None:
-    folder.mkdir(parents=True)
     good = ls[ls["decision"] == GOOD]
     CertJSON.from_lumisections(good["runId"], good["lumiId"]).write(
         folder / "certified_golden.json")

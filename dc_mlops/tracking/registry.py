@@ -45,10 +45,14 @@ def production_uri(pd_name: str) -> str:
 
 
 def production_version(name: str) -> ModelVersion | None:
+    """The version the ``production`` alias names, None when there is none (a tracking
+    server that is down is not "no production version": its error propagates)."""
     try:
         return MlflowClient().get_model_version_by_alias(name, ALIAS)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
 
 
 def version_uri(mv: ModelVersion) -> str:

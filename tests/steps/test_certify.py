@@ -79,10 +79,10 @@ def test_ls_outside_the_dcs_json_are_never_good(production, tmp_path):
 def test_certify_refuses_existing_or_impossible_output_and_other_pd(production, tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("")
-    with pytest.raises(DataError, match="exists and is not empty"):
+    with pytest.raises(DataError, match="output already exists"):
         run_certify(CertifySettings(pd="ZeroBias", data=str(production),
                                     out=str(tmp_path / "full")))
-    with pytest.raises(DataError, match="cannot create the output folder"):
+    with pytest.raises(DataError, match="is not a folder"):
         run_certify(CertifySettings(pd="ZeroBias", data=str(production), out="/dev/null/x"))
     with pytest.raises(DataError, match="dc-certifier-JetHT"):
         run_certify(CertifySettings(pd="JetHT", data=str(production), out=str(tmp_path / "o")))
@@ -102,3 +102,30 @@ def test_certify_failing_midway_leaves_no_output(production, tmp_path, monkeypat
                                     out=str(tmp_path / "cert")))
     assert not (tmp_path / "cert").exists()
     assert not list(tmp_path.glob(".cert.partial-*"))
+
+
+@pytest.mark.integration
+def test_two_certify_to_one_new_out_one_wins_the_other_starts_no_run(production, tmp_path,
+                                                                      tracking):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
+    dc = str(Path(sys.executable).parent / "dc-mlops")
+    cmd = [dc, "-q", "certify", "--pd", "ZeroBias", "--data", str(production), "--out",
+           str(tmp_path / "same")]
+    procs = [subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], outs
+    loser = outs[[p.returncode for p in procs].index(2)][1].strip().splitlines()
+    assert len(loser) == 1 and ("is writing this output" in loser[0]
+                                or "output already exists" in loser[0]), loser
+    exp = MlflowClient().get_experiment_by_name("dc-mlops-ZeroBias")
+    runs = MlflowClient().search_runs([exp.experiment_id], "tags.`dc_mlops.step` = 'certify'")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"

@@ -76,13 +76,14 @@ API: :func:`simulate`, :func:`expected_counts`, :func:`write_era`,
 :func:`affected_histograms`, :func:`failure_shifts`, :class:`SimulatedEra`.
 """
 from dc_mlops.data.simulator.conditions import DEFAULT_ERAS, ERAS, LUMI_UNIT
-from dc_mlops.data.simulator.difficulty import failure_shifts, subtle_share
 from dc_mlops.data.simulator.failures import SCENARIOS, affected_histograms
-from dc_mlops.data.simulator.generate import SimTruth, SimulatedEra, expected_counts, simulate
-from dc_mlops.data.simulator.io import write_era
+from dc_mlops.data.simulator.generate import (EraLabels, SimTruth, SimulatedEra, era_labels,
+                                              expected_counts, make_truth, simulate)
+from dc_mlops.data.simulator.io import write_era, write_simulation
+from dc_mlops.data.simulator.visibility import VISIBILITY_PDS, visibility_shares
 
 __all__ = [
-    "DEFAULT_ERAS", "ERAS", "LUMI_UNIT", "SCENARIOS", "SimTruth", "SimulatedEra",
-    "affected_histograms", "expected_counts", "failure_shifts", "simulate", "subtle_share",
-    "write_era",
+    "DEFAULT_ERAS", "ERAS", "LUMI_UNIT", "SCENARIOS", "EraLabels", "SimTruth", "SimulatedEra",
+    "VISIBILITY_PDS", "affected_histograms", "era_labels", "expected_counts", "make_truth",
+    "simulate", "visibility_shares", "write_era", "write_simulation",
 ]

@@ -23,7 +23,8 @@ from dc_mlops.evaluation.drift import era_drift
 from dc_mlops.evaluation.greyzone import fit_cutoffs, grey_zone_metrics
 from dc_mlops.evaluation.metrics import detection_metrics, roc_table
 from dc_mlops.settings import EvaluateSettings, TrainSettings
-from dc_mlops.steps.train import resolve_preprocess_run, run_train
+from dc_mlops.steps.inputs import resolve_preprocess_run
+from dc_mlops.steps.train import run_train
 from dc_mlops.tracking import runs as tr
 from dc_mlops.tracking.models import load_model
 

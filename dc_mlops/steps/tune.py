@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from dc_mlops.detectors import registry
 from dc_mlops.settings import TrainSettings, TuneSettings
-from dc_mlops.steps.train import resolve_preprocess_run
+from dc_mlops.steps.inputs import resolve_preprocess_run
 from dc_mlops.tracking import runs as tr
 from dc_mlops.tracking import studies as ts
 from dc_mlops.tuning import study as st

@@ -37,6 +37,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +46,9 @@ import pyarrow.parquet as pq
 import dc_mlops
 from dc_mlops.data.certjson import CertJSON
 from dc_mlops.errors import DataError
+
+if TYPE_CHECKING:
+    from dc_mlops.data.simulator.generate import EraLabels
 
 LAYOUT = 2
 FAILURE_COLUMNS = ["run", "first_ls", "last_ls", "subsystem", "scenario", "severity"]
@@ -90,7 +94,7 @@ def write_era(sims, out: str | Path) -> Path:
 def write_simulation(out: str | Path, pds: Sequence[str], eras: list[str] | None, n_ls: int,
                      seed: int, structure: CertJSON | None = None,
                      golden: CertJSON | None = None, *, structure_name: str = "",
-                     golden_name: str = "") -> "EraLabels":  # noqa: F821
+                     golden_name: str = "") -> EraLabels:
     """Simulate ``pds`` on one truth and write them to ``out``, streaming the histograms.
 
     Returns the era's labels (conditions, Golden JSON, truth table...).

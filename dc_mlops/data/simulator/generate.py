@@ -180,9 +180,9 @@ def make_truth(eras: list[str], n_ls: int, seed: int, structure: CertJSON | None
 
     Synthetic mode: failures with strengths drawn from each scenario's physical prior;
     those no PD shows are left unflagged. With a real Golden JSON: its bad blocks were
-    flagged by people, so each gets a scenario and a strength drawn from the same prior
-    *restricted to what some PD shows* (:func:`_solve_severities`); unflagged failures,
-    restricted to what no PD shows, are added on 1-3 % of the good LS.
+    flagged by people, so each gets a scenario and a strength that some PD shows, with the
+    mix of visibilities of the synthetic mode (:func:`_solve_severities`); failures no PD
+    shows are added on 1-3 % of the good LS.
     """
     eras = _check(eras, seed, structure, golden)
     rs = _stream(seed, _STREAM_STRUCTURE)
@@ -273,18 +273,28 @@ def _probe(truth: SimTruth, rows: np.ndarray, block: np.ndarray, strength: np.nd
                     np.asarray(block, np.int64), np.asarray(strength, float))
 
 
+#: golden mode: the visibility mix given to the blocks people flagged, by share of LS, with
+#: each class's target range (the synthetic prior's flagged mix is ~40 % subtle, ~50 %
+#: obvious; the middle class keeps the boundaries from being crowded)
+FLAGGED_MIX = {"subtle": (0.35, 1.3, 2.5), "middle": (0.20, 3.3, 4.7), "obvious": (0.45, 6.0, 30.0)}
+UNFLAGGED_RANGE = (0.15, 0.8)  # visibility targets of the failures added on good LS
+
+
 def _solve_severities(truth: SimTruth, spreads: dict, visible: np.ndarray,
                       rng: np.random.Generator) -> SimTruth:
     """Strengths for blocks whose visibility is known in advance (a real Golden JSON).
 
-    For each block the best-PD visibility of its middle LS is computed on a grid of
-    strengths; s* is where it crosses 1. A block people flagged (``visible``) gets a strength
-    drawn log-uniformly from its scenario's prior above s* (x1.1 margin); if even strength
-    1 is not visible, the block gets another scenario (up to 4 tries; a tracker
-    misalignment, seen by every PD's vertex histograms, is the last resort). An added
-    unflagged block gets a strength from the prior below s* (/1.1). LS of a flagged block
-    that still fall below 1 (conditions vary along a block) get their block's strength
-    raised once; what remains is reported by the truth table as it is.
+    People flagged the bad blocks of a real Golden JSON, so each must come out visible.
+    Each block's best-PD visibility (at its middle LS) is computed on a grid of strengths
+    1e-4...1; if even strength 1 is not visible, the block gets another scenario (up to 4
+    tries; a tracker misalignment, seen by every PD's vertex histograms, is the last
+    resort). The flagged blocks are then dealt, in a seeded random order, to the classes of
+    :data:`FLAGGED_MIX` (each to the class furthest below its share of LS among those its
+    scenario can reach), given a target visibility log-uniform in the class range, and the
+    strength that reaches it (log-linear between grid points). The failures added on good
+    LS get a target in :data:`UNFLAGGED_RANGE` instead: visible to no PD. Flagged blocks
+    whose weakest LS still falls below 1 (conditions vary along a block) get their
+    strength raised once; what remains is reported by the truth table as it is.
     """
     blocks = truth.blocks.copy()
     nb = len(blocks)
@@ -293,31 +303,36 @@ def _solve_severities(truth: SimTruth, spreads: dict, visible: np.ndarray,
     blocks["must_flag"] = visible
     fail = (blocks["kind"].to_numpy() == "failure") & (blocks["scenario"].to_numpy() != "low_stats")
     mid = ((blocks["row0"].to_numpy() + blocks["row1"].to_numpy() - 1) // 2).astype(np.int64)
-    fallback = ["tracker_misalignment"]
     for attempt in range(5):
         todo = np.flatnonzero(fail & visible)
         v1 = _grid_visibility(truth, blocks, todo, mid, np.ones((len(todo), 1)), spreads)[:, 0]
-        weak = todo[~(v1 >= 1.1)]
+        weak = todo[~(v1 >= 1.5)]
         if not len(weak):
             break
         for b in weak:
-            scen = fallback[0] if attempt == 3 else L._pick(rng, 1000)
-            g = F.draw_geometry(scen, rng)
+            scen = "tracker_misalignment" if attempt == 3 else L._pick(rng, 1000)
             blocks.loc[b, ["scenario", "subsystem"]] = [scen, F.SCENARIOS[scen]]
-            for k, v in g.items():
+            for k, v in F.draw_geometry(scen, rng).items():
                 blocks.loc[b, k] = v
         truth = SimTruth(truth.table, blocks, truth.block, truth.strength)
     todo = np.flatnonzero(fail)
-    lo = np.array([F.SEVERITY_RANGE[s] for s in blocks["scenario"].to_numpy()[todo]])
-    grid = np.exp(np.linspace(np.log(lo), 0.0, _GRID, axis=1))  # (n, _GRID)
+    grid = np.broadcast_to(np.geomspace(1e-4, 1.0, 13), (len(todo), 13))
     v = _grid_visibility(truth, blocks, todo, mid, grid, spreads)
-    s_star = np.array([_crossing(g, vv) for g, vv in zip(grid, v)])
-    u = rng.random(len(todo))
-    sev = blocks["severity"].to_numpy().copy()
+    target = np.empty(len(todo))
     want = visible[todo]
-    above_lo = np.minimum(s_star * 1.1, 1.0)
-    sev[todo] = np.where(want, np.exp(np.log(above_lo) * (1 - u)),
-                         np.exp(np.log(lo) + u * (np.log(np.maximum(s_star / 1.1, lo)) - np.log(lo))))
+    lo, hi = UNFLAGGED_RANGE
+    target[~want] = np.exp(rng.uniform(np.log(lo), np.log(hi), int((~want).sum())))
+    size = (blocks["row1"] - blocks["row0"]).to_numpy()[todo]
+    given = dict.fromkeys(FLAGGED_MIX, 0.0)
+    for k in rng.permutation(np.flatnonzero(want)):
+        reach = [c for c, (_, a, _) in FLAGGED_MIX.items() if v[k, -1] >= a] or ["subtle"]
+        total = sum(given.values()) + size[k]
+        c = max(reach, key=lambda c: FLAGGED_MIX[c][0] - given[c] / total)
+        given[c] += size[k]
+        a, b_hi = FLAGGED_MIX[c][1], min(FLAGGED_MIX[c][2], v[k, -1])
+        target[k] = np.exp(rng.uniform(np.log(a), np.log(max(a, b_hi))))
+    sev = blocks["severity"].to_numpy().copy()
+    sev[todo] = [_crossing(g, vv, t) for g, vv, t in zip(grid, v, target)]
     blocks["severity"] = sev
     block_arr, strength = L.per_ls(blocks, len(truth.table))
     truth = SimTruth(truth.table, blocks, block_arr, strength)
@@ -346,16 +361,17 @@ def _grid_visibility(truth, blocks, todo, mid, grid, spreads) -> np.ndarray:
     return np.nan_to_num(best, nan=0.0).reshape(len(todo), k)
 
 
-def _crossing(grid: np.ndarray, v: np.ndarray) -> float:
-    """The strength at which visibility reaches 1 (log-linear between grid points)."""
-    above = np.flatnonzero(v >= 1)
+def _crossing(grid: np.ndarray, v: np.ndarray, level: float = 1.0) -> float:
+    """The strength at which visibility reaches ``level`` (log-linear between grid points;
+    the grid's ends when it is never or always reached)."""
+    above = np.flatnonzero(v >= level)
     if not len(above):
-        return 1.0
+        return float(grid[-1])
     i = above[0]
     if i == 0:
         return float(grid[0])
-    lv0, lv1 = np.log(max(v[i - 1], 1e-6)), np.log(v[i])
-    t = (0 - lv0) / (lv1 - lv0) if lv1 > lv0 else 1.0
+    lv0, lv1 = np.log(max(v[i - 1], 1e-9)), np.log(v[i])
+    t = (np.log(level) - lv0) / (lv1 - lv0) if lv1 > lv0 else 1.0
     return float(np.exp(np.log(grid[i - 1]) + t * (np.log(grid[i]) - np.log(grid[i - 1]))))
 
 

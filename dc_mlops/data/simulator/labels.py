@@ -61,7 +61,7 @@ def hv_ramp_blocks(table: pd.DataFrame, rng: np.random.Generator) -> list[dict]:
 
 
 def synthetic_failures(table: pd.DataFrame, taken: np.ndarray, rng: np.random.Generator,
-                       share: tuple[float, float] = (0.045, 0.09), extra: bool = False
+                       share: tuple[float, float] = (0.05, 0.095), extra: bool = False
                        ) -> list[dict]:
     """Failure blocks until a share in ``share`` of all LS is taken (DCS-bad included).
 

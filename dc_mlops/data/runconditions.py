@@ -83,7 +83,7 @@ def validate_conditions(df: pd.DataFrame, where: str) -> RunConditions:
         if bad.any():
             i = int(np.argmax(bad))
             raise DataError(f"{where}: row {i + 2} (run {out['run'].iat[i]}): {col} "
-                            f"{df[col].iat[i]!r} is not a finite non-negative number")
+                            f"{df[col].iat[i]} is not a finite non-negative number")
         out[col] = v
     dup = out.duplicated(keys)
     if dup.any():
@@ -99,7 +99,7 @@ def integer_column(values: pd.Series, col: str, where: str, minimum: int = 0) ->
     bad = ~np.isfinite(v) | (v != np.round(v)) | (v < minimum)
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(f"{where}: row {i + 2}: {col} {values.iat[i]!r} is not an integer "
+        raise DataError(f"{where}: row {i + 2}: {col} {values.iat[i]} is not an integer "
                         f">= {minimum}")
     return v.astype(np.int64)
 

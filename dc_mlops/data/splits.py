@@ -83,13 +83,14 @@ def split_table(frame: pd.DataFrame, fractions: SplitFractions = SplitFractions(
         raise DataError(f"unknown split mode {mode!r}: use one of {', '.join(MODES)}")
     in_ref = np.isin(runs, ref)
     good_ref = in_ref & ~bad
-    for r in ref:
+    for r in ref if mode == "runs" else ():  # a named reference run must be usable
         if not (good_ref & (runs == r)).any():
             n = int((runs == r).sum())
             raise DataError(f"run {r} has no good LS (all {n} LS are bad or low-statistics): "
-                            f"it cannot be a {'training' if mode == 'runs' else 'reference'} run"
-                            + ("; drop it from train_runs" if mode == "runs" else
-                               "; name the reference runs with split_mode=runs"))
+                            "it cannot be a training run; drop it from train_runs")
+    if not good_ref.any():
+        raise DataError(f"no good LS to train on: {_describe(frame, ref, test)}; name reference "
+                        "runs with split_mode=runs, train_runs and test_runs")
     part = np.full(len(frame), "", dtype=object)
     part[good_ref] = _train_val_calib(frame[good_ref], ref, fractions)
     out = {name: frame[part == name] for name in ("train", "val", "calib")}
@@ -106,8 +107,8 @@ def _select(uniq: np.ndarray, ranges: list[tuple[int, int]], name: str) -> np.nd
     for first, last in ranges:
         hit = uniq[(uniq >= first) & (uniq <= last)]
         if not len(hit):
-            what = f"run {first}" if first == last else f"no run of {first}-{last}"
-            raise DataError(f"{name}: {what} is not in the data (its runs span "
+            what = f"run {first} is" if first == last else f"no run of {first}-{last} is"
+            raise DataError(f"{name}: {what} {'not ' if first == last else ''}in the data (its runs span "
                             f"{uniq.min()}-{uniq.max()}, {len(uniq)} runs)")
         picked.append(hit)
     return np.unique(np.concatenate(picked))

@@ -79,7 +79,7 @@ def validate_features(df: pd.DataFrame, fs: FeatureSet, where: str,
         bad = ~np.isfinite(v) | (v != np.round(v)) | (v < 1)
         if bad.any():
             row = int(np.argmax(bad))
-            raise DataError(f"{where}: row {row}: {col} {df[col].iloc[row]!r} is not a "
+            raise DataError(f"{where}: row {row}: {col} {df[col].iloc[row]} is not a "
                             f"{'run' if col == 'runId' else 'LS'} number (an integer >= 1)")
     df = df.astype({c: np.int64 for c in _LS_KEYS})
     for col in ("lumi", "pileup", "EventsPerLs"):
@@ -89,7 +89,7 @@ def validate_features(df: pd.DataFrame, fs: FeatureSet, where: str,
             if bad.any():
                 row = int(np.argmax(bad))
                 raise DataError(f"{where}: row {row} (run {df['runId'].iloc[row]}, LS "
-                                f"{df['lumiId'].iloc[row]}): {col} {df[col].iloc[row]!r} must be "
+                                f"{df['lumiId'].iloc[row]}): {col} {df[col].iloc[row]} must be "
                                 "a finite number >= 0 (leave the column out when unknown)")
     dup = df.duplicated(list(_LS_KEYS))
     if dup.any():

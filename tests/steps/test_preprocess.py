@@ -66,7 +66,14 @@ def test_preprocess_logs_splits_metrics_dataset_and_report(tracking, tmp_path):
     assert splits == {f"splits/{n}.parquet" for n in ("train", "val", "calib", "test", "known_bad")}
     train = pd.read_parquet(mlflow.artifacts.download_artifacts(
         run_id=res.run_id, artifact_path="splits/train.parquet"))
-    assert (train["label"] == 0).all() and len(train.columns) == 4 + 14 * 7 + 5
+    assert (train["label"] == 0).all() and len(train.columns) == 6 + 14 * 7 + 5
+    for col in ("runId", "lumiId", "lumi", "pileup", "EventsPerLs", "era", "label", "origin",
+                "subsystem", "scenario", "judged"):
+        assert col in train.columns
+    test = pd.read_parquet(mlflow.artifacts.download_artifacts(
+        run_id=res.run_id, artifact_path="splits/test.parquet"))
+    # TRACKER failures are ZeroBias's to find: every bad test LS is judged
+    assert test["judged"].sum() == test["label"].sum() > 0
     inputs = run.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.name == "era" and inputs[0].dataset.digest
 
@@ -114,9 +121,9 @@ def test_bad_input_one_line_exit_2_and_no_run(tracking, tmp_path, capsys, case):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--pd", "Jet"], "unknown PD 'Jet'"),
+    (["--pd", "Jet"], "parameter pd: must be one of ZeroBias"),
     (["--pd", "JetHT"], "simulated era is of PD 'ZeroBias'"),
-    (["--pd", "ZeroBias", "--representation", "pixels"], "unknown representation"),
+    (["--pd", "ZeroBias", "--representation", "pixels"], "parameter representation: must be one"),
 ])
 def test_bad_parameters_refused(tracking, tmp_path, capsys, args, words):
     era = make_era(tmp_path / "era")
@@ -152,8 +159,94 @@ def test_real_pixel_histograms_become_labelled_features(shared_data):
     assert (np.diff(q, axis=1) >= 0).all() and q.min() >= 0 and q.max() <= 80000
 
 
-def test_real_pixel_fixture_cannot_be_split_by_run(tracking, shared_data, capsys):
-    # one good run only: a run-wise split has nothing to train on, and says so in one line
+def test_real_pixel_fixture_chronological_split_says_which_runs_lack_good_ls(tracking, shared_data,
+                                                                           capsys):
+    # runs 297047-297049 (before the test run 297050) are all bad: nothing to train on
     code = cli_main(["preprocess", "--pd", "auto", "--data", str(shared_data / PIXEL),
                      "--golden-json", str(shared_data / GOLDEN_2017)])
-    assert code == 2 and "the train split has no good LS" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "no good LS to train on" in err and "297047 (0 good LS)" in err
+
+
+def test_real_pixel_fixture_with_one_reference_run(tracking, shared_data, capsys):
+    """A DC expert's protocol: train on reference run 297050, test 297047-297049; val and
+    calib come from LS blocks of 297050. The conditions are OMS's per-run figures."""
+    oms = pd.read_csv(shared_data / "cms2017B_zerobias_pixel" / "oms_runs_2017B.csv")
+    oms = oms[(oms["duration"] > 0) & oms["recorded_lumi"].notna()]
+    cond = pd.DataFrame({"run": oms["run_number"],
+                         "lumi": 1000 * oms["recorded_lumi"] / oms["duration"]})
+    cond.to_csv(tracking_dir(tracking) / "oms_lumi.csv", index=False)
+    code = cli_main(["preprocess", "--pd", "auto", "--data", str(shared_data / PIXEL),
+                     "--golden-json", str(shared_data / GOLDEN_2017), "--split-mode", "runs",
+                     "--train-runs", "297050", "--test-runs", "297047-297049",
+                     "--conditions-table", str(tracking_dir(tracking) / "oms_lumi.csv")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    line = [ln for ln in out.splitlines() if ln.startswith("preprocess run ")]
+    assert len(line) == 1 and "train/val/calib/test/known_bad" in line[0]
+    run_id = line[0].split()[2]
+    parts = {p: pd.read_parquet(mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=f"splits/{p}.parquet")) for p in ("train", "val", "calib",
+                                                                       "test", "known_bad")}
+    assert set(parts["test"]["runId"]) == {297047, 297048, 297049} and len(parts["test"]) == 58
+    for name in ("train", "val", "calib"):
+        p = parts[name]
+        assert set(p["runId"]) == {297050} and (p["label"] == 0).all() and len(p) > 50
+        assert p["lumiId"].min() < 200 and p["lumiId"].max() > 600  # blocks span the run
+    keys = pd.concat([parts[n] for n in ("train", "val", "calib")])
+    assert not keys.duplicated(["runId", "lumiId"]).any()
+    assert (parts["known_bad"]["runId"] == 297050).all()
+    # per-run conditions: one lumi per run, carried into every split
+    assert parts["train"]["lumi"].nunique() == 1 and parts["train"]["pileup"].isna().all()
+    spec = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/features.json"))
+    assert spec["conditions"] == ["lumi"] and spec["conditions_granularity"] == "run"
+    assert spec["under_overflow"] == "drop" and spec["responsibility"]["PIXEL"] == "ZeroBias"
+
+
+def tracking_dir(uri: str):
+    from pathlib import Path
+    return Path(uri.removeprefix("sqlite:///")).parent
+
+
+def test_simulated_pd_all_era_feeds_each_pd_with_conditions_and_judged(tracking, tmp_path):
+    from dc_mlops.settings import SimulateSettings
+    from dc_mlops.steps.simulate import run_simulate
+    era = run_simulate(SimulateSettings(pd="all", era="2018C", n_ls=1500, seed=4,
+                                        out=str(tmp_path / "era")))
+    judged = {}
+    for pd_name in ("ZeroBias", "JetHT", "EGamma", "SingleMuon"):
+        res = run_preprocess(PreprocessSettings(pd=pd_name, data=str(era)))
+        test = pd.read_parquet(mlflow.artifacts.download_artifacts(
+            run_id=res.run_id, artifact_path="splits/test.parquet"))
+        assert np.isfinite(test[["lumi", "pileup"]].to_numpy()).all()
+        spec = json.loads(mlflow.artifacts.load_text(f"runs:/{res.run_id}/features.json"))
+        assert spec["conditions"] == ["lumi", "pileup"] and spec["conditions_source"] == "era folder"
+        judged[pd_name] = res.counts["n_judged"]
+        assert res.counts["n_bad"] == judged[pd_name] + sum(
+            v for k, v in res.counts.items() if k.startswith("n_bad_subsystem__")
+            and k.split("__")[1] not in _mine(pd_name))
+    assert sum(judged.values()) > 0
+
+
+def _mine(pd_name: str) -> set[str]:
+    from dc_mlops.data.responsibility import DEFAULT_MAP, subsystems_of
+    return subsystems_of(pd_name, DEFAULT_MAP) | {"unknown"}
+
+
+def test_responsibility_override_moves_judged_ls(tracking, tmp_path):
+    era = make_era(tmp_path / "era")
+    default = run_preprocess(PreprocessSettings(pd="ZeroBias", data=str(era)))
+    (tmp_path / "map.yaml").write_text("TRACKER: JetHT\n")
+    moved = run_preprocess(PreprocessSettings(pd="ZeroBias", data=str(era),
+                                              responsibility=str(tmp_path / "map.yaml")))
+    assert default.counts["n_judged"] == default.counts["n_bad"] > 0
+    assert moved.counts["n_judged"] == 0  # the TRACKER failures are now JetHT's
+    spec = json.loads(mlflow.artifacts.load_text(f"runs:/{moved.run_id}/features.json"))
+    assert spec["responsibility"]["TRACKER"] == "JetHT" and spec["responsibility"]["MUON"] == "SingleMuon"
+
+
+def test_preprocess_without_data_is_an_error_and_simulates_nothing(tracking, tmp_path, capsys):
+    assert cli_main(["preprocess", "--pd", "JetHT"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "preprocess needs data" in err[0]
+    assert not (tmp_path / "data").exists()

@@ -53,6 +53,8 @@ def summarize_file(path: str | Path, pd_name: str, representation: str = "summar
     source = str(path)
     known = me_names(path)
     fs = None
+    if known == []:
+        raise DataError(f"{source}: no histograms (empty input)")
     if known is not None:
         fs = get_feature_set(pd_name, available=known)
         check_names(source, known, fs)

@@ -255,7 +255,7 @@ def _read_ls_parquet(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
         if bad.any():
             i = int(np.argmax(bad))
             raise DataError(f"{path}: row {i + 2} (run {df['run'].iat[i]}, LS {df['ls'].iat[i]}):"
-                            f" events {df['events'].iat[i]!r} must be a finite number >= 0")
+                            f" events {df['events'].iat[i]} must be a finite number >= 0")
     return df
 
 

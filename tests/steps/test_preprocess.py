@@ -250,3 +250,31 @@ def test_preprocess_without_data_is_an_error_and_simulates_nothing(tracking, tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "preprocess needs data" in err[0]
     assert not (tmp_path / "data").exists()
+
+
+def test_resolve_preprocess_run_never_guesses(tracking, tmp_path):
+    from dc_mlops.errors import DataError
+    from dc_mlops.steps.inputs import resolve_preprocess_run
+    with pytest.raises(DataError, match="no finished preprocess run of ZeroBias"):
+        resolve_preprocess_run("ZeroBias")
+    era = make_era(tmp_path / "era")
+    first = run_preprocess(PreprocessSettings(pd="ZeroBias", data=str(era))).run_id
+    assert resolve_preprocess_run("ZeroBias") == first  # the only candidate
+    assert resolve_preprocess_run("ZeroBias", first) == first
+    second = run_preprocess(PreprocessSettings(pd="ZeroBias", data=str(era), min_events=50)).run_id
+    with pytest.raises(DataError) as err:
+        resolve_preprocess_run("ZeroBias")
+    msg = str(err.value)
+    assert "2 finished preprocess runs of ZeroBias" in msg and first in msg and second in msg
+    assert "pass preprocess_run" in msg and str(era) in msg
+    with pytest.raises(DataError, match=f"preprocess_run {first} holds PD 'ZeroBias' data, not "
+                                        "'JetHT'"):
+        resolve_preprocess_run("JetHT", first)
+    with pytest.raises(DataError, match="no such run"):
+        resolve_preprocess_run("ZeroBias", "0123456789abcdef0123456789abcdef")
+
+
+def test_train_without_preprocess_run_is_one_line(tracking, capsys):
+    assert cli_main(["train", "--model", "pca", "--pd", "JetHT"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no finished preprocess run of JetHT" in err[0]

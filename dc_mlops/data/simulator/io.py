@@ -194,7 +194,8 @@ def _write_pd(folder: Path, pd_name: str, labels, events: np.ndarray,
                 # lz4 and no dictionary for the bin contents: 2-3x faster to write and
                 # read than the defaults, for ~15 % more disk
                 writer = pq.ParquetWriter(sub / "histograms.parquet", table.schema,
-                                          compression="lz4", use_dictionary=["me"])
+                                          compression="lz4", use_dictionary=["me"],
+                                          write_statistics=False)
             writer.write_table(table, row_group_size=table.num_rows)
     finally:
         if writer is not None:

@@ -147,23 +147,18 @@ def _era_files(path: Path, pd_name: str) -> _Era:
     meta = _read_meta(path)
     if "pds" in meta:
         pds = meta["pds"]
-        if pd_name == "auto":
-            if len(pds) != 1:
-                raise DataError(f"{path}: holds PDs {', '.join(pds)}: name one (pd=auto needs a "
-                                "folder of one PD)")
-            pd_name = pds[0]
-        if pd_name not in pds:
-            name = Path(pd_name).stem if pd_name.endswith((".yaml", ".yml", ".json")) else pd_name
-            if name not in pds:
-                raise DataError(f"{path}: simulated era holds PD(s) {', '.join(pds)}, not "
-                                f"{pd_name!r}")
-            pd_name = name if not pd_name.endswith((".yaml", ".yml", ".json")) else pd_name
-        sub = path / (pd_name if pd_name in pds else Path(pd_name).stem)
-        hist = sub / ERA_FILES["histograms"]
+        custom = pd_name == "auto" or pd_name.endswith((".yaml", ".yml", ".json"))
+        if custom and len(pds) != 1:
+            raise DataError(f"{path}: holds PDs {', '.join(pds)}: name one of them (pd=auto or "
+                            "a feature-set file needs a folder of one PD)")
+        folder = pds[0] if custom else pd_name
+        if folder not in pds:
+            raise DataError(f"{path}: simulated era holds PD(s) {', '.join(pds)}, not {pd_name!r}")
+        hist = path / folder / ERA_FILES["histograms"]
         if not hist.is_file():
-            raise DataError(f"{path}: meta.json lists PD {sub.name!r} but {hist} is missing")
-        return _Era(hist, _if(sub / ERA_FILES["events"]), _if(path / ERA_FILES["conditions"]),
-                    None, pd_name)
+            raise DataError(f"{path}: meta.json lists PD {folder!r} but {hist} is missing")
+        return _Era(hist, _if(path / folder / ERA_FILES["events"]),
+                    _if(path / ERA_FILES["conditions"]), None, pd_name)
     if meta.get("pd") and pd_name not in (meta["pd"], "auto"):
         raise DataError(f"{path}: simulated era is of PD {meta['pd']!r}, not {pd_name!r}")
     hist = path / ERA_FILES["histograms"]
@@ -181,6 +176,9 @@ def _if(path: Path) -> Path | None:
 def _from_era_folder(path: Path, pd_name: str, labels: LabelOptions, representation: str,
                      cond: RunConditions | None, under_overflow: str) -> LSTable:
     era = _era_files(path, pd_name)
+    if labels.label_column:
+        raise DataError(f"{path}: label_column names a column of a table; an era folder is "
+                        "labelled by its golden.json (or give golden_json)")
     folder_labels = LabelOptions(
         golden_json=labels.golden_json or _str(path / ERA_FILES["golden"]),
         label_column=labels.label_column, required=labels.required,
@@ -192,28 +190,25 @@ def _from_era_folder(path: Path, pd_name: str, labels: LabelOptions, representat
     dcsonly = read_certjson(dcsonly_path) if dcsonly_path.is_file() else None
     for p in (folder_labels.golden_json, folder_labels.dcs_bad, folder_labels.failures):
         _check_label_file(p)  # all label files before the histograms are read
-    events = era_lumi = None
-    source = ""
+    # the folder's per-LS table (conditions, era) and the PD's events per LS
+    info = events = None
     if era.legacy_lumisections is not None:
-        lum = _read_ls_parquet(era.legacy_lumisections, ("run", "ls", "events"))
-        events = lum
-        if cond is None and "lumi" in lum.columns:
-            cond = validate_conditions(lum[[c for c in ("run", "ls", "lumi", "pileup")
-                                            if c in lum.columns]], str(era.legacy_lumisections))
-            source = "era folder"
-        era_lumi = lum
+        info = events = _read_ls_parquet(era.legacy_lumisections, ("run", "ls", "events"))
+    if era.conditions is not None:
+        info = _read_ls_parquet(era.conditions, ("run", "ls", "lumi"))
     if era.events is not None:
         events = _read_ls_parquet(era.events, ("run", "ls", "events"))
-    if cond is None and era.conditions is not None:
-        cond_frame = _read_ls_parquet(era.conditions, ("run", "ls", "lumi"))
-        cond = validate_conditions(cond_frame, str(era.conditions))
-        era_lumi = cond_frame
+    source = ""
+    if cond is None and info is not None and "lumi" in info.columns:
+        where = str(era.conditions or era.legacy_lumisections)
+        cond = validate_conditions(info[[c for c in ("run", "ls", "lumi", "pileup")
+                                         if c in info.columns]], where)
         source = "era folder"
     feats = summarize_file(era.histograms, era.pd_name, representation, under_overflow)
     ev = _lookup(events, "events", feats.runs, feats.ls, str(era.events or era.legacy_lumisections)) \
         if events is not None else feats.entries
-    eras = _lookup(era_lumi, "era", feats.runs, feats.ls, "", missing="") \
-        if era_lumi is not None and "era" in era_lumi.columns else None
+    eras = _lookup(info, "era", feats.runs, feats.ls, "", missing="") \
+        if info is not None and "era" in info.columns else None
     return _assemble(feats, ev, cond, source or (cond.source if cond else ""), folder_labels,
                      None, dcsonly, eras, under_overflow)
 

@@ -180,9 +180,6 @@ def read_certjson(path: str | Path) -> CertJSON:
 def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a certification JSON is not
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)

@@ -113,6 +113,13 @@ def load_ls_table(data: str, pd_name: str, labels: LabelOptions,
     return table
 
 
+def histograms_file(data: str | Path, pd_name: str) -> Path:
+    """The raw histogram file of ``pd_name`` in ``data`` (an era folder of either layout),
+    or ``data`` itself when it is a file: for a reader who wants to look at the shapes."""
+    path = Path(data)
+    return _era_files(path, pd_name).histograms if is_era_folder(path) else path
+
+
 # ------------------------------------------------------------------ era folders
 @dataclass(frozen=True)
 class _Era:

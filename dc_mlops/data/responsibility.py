@@ -18,9 +18,10 @@ from dc_mlops.errors import DataError
 
 DEFAULT_MAP: dict[str, str] = {"TRACKER": "ZeroBias", "PIXEL": "ZeroBias", "MUON": "SingleMuon",
                                "ECAL": "EGamma", "HCAL": "JetHT", "JETMET": "JetHT"}
-#: bad LS of these origins are never a detector's to find: the detector was off (DCS) or the
-#: LS has too few events to judge (low statistics)
+#: bad LS of these origins/scenarios are never a detector's to find: the detector was off
+#: (DCS) or the LS has too few events to judge (low statistics)
 NOT_JUDGED_ORIGINS = ("dcs", "low_stats")
+NOT_JUDGED_SCENARIOS = ("low_stats",)
 
 
 def load_responsibility(path: str = "") -> dict[str, str]:
@@ -67,7 +68,7 @@ def judged_bad(label, subsystem, origin, scenario, pd: str, mapping: dict[str, s
     origin = np.asarray(origin, dtype=object).astype(str)
     scenario = np.asarray(scenario, dtype=object).astype(str)
     bad = label == 1
-    excluded = np.isin(origin, NOT_JUDGED_ORIGINS) | (scenario == "low_stats")
+    excluded = np.isin(origin, NOT_JUDGED_ORIGINS) | np.isin(scenario, NOT_JUDGED_SCENARIOS)
     if pd not in BUILTIN_SETS:
         return bad & ~excluded
     mine = np.isin(sub, sorted(subsystems_of(pd, mapping))) | ~np.isin(sub, sorted(mapping))

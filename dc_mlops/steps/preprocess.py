@@ -25,7 +25,7 @@ from dc_mlops.data.responsibility import load_responsibility
 from dc_mlops.data.splits import SPLITS, SplitFractions, split_table
 from dc_mlops.errors import DataError
 from dc_mlops.evaluation.plots import data_report
-from dc_mlops.settings import PreprocessSettings, parse_runs
+from dc_mlops.settings import PDS, PreprocessSettings, parse_runs
 from dc_mlops.tracking import runs as tr
 
 log = logging.getLogger("dc_mlops")
@@ -39,10 +39,12 @@ class PreprocessResult:
     counts: dict[str, int]
 
 
-def digest_of(path: Path) -> str:
-    """Content digest of a file or of every file in a folder (names and bytes)."""
+def digest_of(path: Path, skip: tuple[str, ...] = ()) -> str:
+    """Content digest of a file or of every file in a folder (names and bytes); ``skip``:
+    top-level subfolders left out (the other PDs of an era folder: GBs never read here)."""
     h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    files = sorted(p for p in path.rglob("*") if p.is_file()
+                   and p.relative_to(path).parts[0] not in skip) if path.is_dir() else [path]
     for f in files:
         h.update(f.relative_to(path).as_posix().encode() if path.is_dir() else f.name.encode())
         with f.open("rb") as fh:
@@ -74,7 +76,10 @@ def run_preprocess(s: PreprocessSettings) -> PreprocessResult:
     parts = split_table(frame, fractions, s.split_mode, s.seed,
                         parse_runs(s.train_runs, "train_runs") if s.train_runs else None,
                         parse_runs(s.test_runs, "test_runs") if s.test_runs else None)
-    digest = hashlib.sha256("".join(digest_of(p) for p in _inputs(s)).encode()).hexdigest()[:16]
+    name = table.feature_set.name
+    others = tuple(p for p in PDS if p != name) if name in PDS else ()
+    digest = hashlib.sha256("".join(digest_of(p, others) for p in _inputs(s)).encode()
+                            ).hexdigest()[:16]
     settings = {k: v for k, v in dataclasses.asdict(s).items() if k != "data"}
     key = tr.cache_key(STEP, settings, digest)
     exp = tr.ensure_experiment(tr.experiment_name(s.pd))

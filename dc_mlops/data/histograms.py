@@ -115,15 +115,7 @@ def iter_batches(path: str | Path, under_overflow: str = DEFAULT_UNDER_OVERFLOW
     fmt = _format(path)
     state = _State(str(path), under_overflow)
     try:
-        if fmt == "parquet":
-            chunks = _parquet_chunks(path)
-        elif fmt == "jsonl":
-            chunks = (pa.Table.from_pandas(df, preserve_index=False)
-                      for df in pd.read_json(path, lines=True, chunksize=_CHUNK_ROWS))
-        else:
-            chunks = (_wide_to_long(df, str(path))
-                      for df in pd.read_csv(path, chunksize=_CHUNK_ROWS))
-        for table in chunks:
+        for table in _chunks(path, fmt):
             yield from state.batches(table)
     except (pa.ArrowException, ValueError, OSError, UnicodeDecodeError, EOFError) as exc:
         if isinstance(exc, DataError):
@@ -133,6 +125,20 @@ def iter_batches(path: str | Path, under_overflow: str = DEFAULT_UNDER_OVERFLOW
                         ) from None
     if state.rows == 0:
         raise DataError(f"{path}: no histograms (empty input)")
+
+
+def _chunks(path: Path, fmt: str) -> Iterator[pa.Table]:
+    """The file as Arrow tables of the long layout, one row group or text chunk at a time."""
+    if fmt == "parquet":
+        yield from _parquet_chunks(path)
+    elif fmt == "jsonl":
+        with pd.read_json(path, lines=True, chunksize=_CHUNK_ROWS) as reader:
+            for df in reader:
+                yield pa.Table.from_pandas(df, preserve_index=False)
+    else:
+        with pd.read_csv(path, chunksize=_CHUNK_ROWS) as reader:
+            for df in reader:
+                yield _wide_to_long(df, str(path))
 
 
 def _parquet_chunks(path: Path) -> Iterator[pa.Table]:

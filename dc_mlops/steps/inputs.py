@@ -20,7 +20,7 @@ def resolve_preprocess_run(pd_name: str, run_id: str = "") -> str:
         try:
             run = tr.run_info(run_id)
         except Exception:  # noqa: BLE001 - MLflow raises several kinds for an unknown id
-            raise DataError(f"preprocess_run {run_id!r}: no such run in this tracking "
+            raise DataError(f"preprocess run {run_id!r} not found in this tracking "
                             "store") from None
         tags = run.data.tags
         if tags.get(tr.TAG_STEP) != "preprocess":

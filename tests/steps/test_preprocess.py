@@ -270,7 +270,7 @@ def test_resolve_preprocess_run_never_guesses(tracking, tmp_path):
     with pytest.raises(DataError, match=f"preprocess_run {first} holds PD 'ZeroBias' data, not "
                                         "'JetHT'"):
         resolve_preprocess_run("JetHT", first)
-    with pytest.raises(DataError, match="no such run"):
+    with pytest.raises(DataError, match="preprocess run '0123456789abcdef0123456789abcdef' not found"):
         resolve_preprocess_run("ZeroBias", "0123456789abcdef0123456789abcdef")
 
 

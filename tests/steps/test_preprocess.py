@@ -4,49 +4,24 @@ import json
 import mlflow
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
 from dc_mlops.cli import main as cli_main
-from dc_mlops.data.certjson import CertJSON
 from dc_mlops.data.features import get_feature_set
-from dc_mlops.data.histograms import Histograms, to_long_table
 from dc_mlops.data.lstable import LabelOptions, load_ls_table
 from dc_mlops.settings import PreprocessSettings
 from dc_mlops.steps.preprocess import run_preprocess
+from tests.data.eras import write_small_era
 
 PIXEL = "cms2017B_zerobias_pixel/chargeInner_PXLayer_1_runs297047-297050.csv"
 GOLDEN_2017 = "certification_json/Cert_294927-306462_13TeV_PromptReco_Collisions17_JSON.txt"
 
 
 def make_era(folder, n_runs=8, n_ls=40, seed=0):
-    """A tiny ZeroBias era: Gaussian histograms, a shifted block of bad LS per run."""
-    rng = np.random.default_rng(seed)
-    fs = get_feature_set("ZeroBias")
-    runs = np.repeat(np.arange(315300, 315300 + n_runs), n_ls)
-    ls = np.tile(np.arange(1, n_ls + 1), n_runs)
-    bad = (ls > n_ls - 4)
-    edges = np.linspace(-5, 5, 31)
-    counts = {}
-    for h in fs.histograms:
-        mu = rng.normal(0, 0.1, len(runs)) + np.where(bad, 1.5, 0.0)
-        x = rng.normal(mu[:, None], 1.0, (len(runs), 400))
-        counts[h] = np.stack([np.histogram(r, edges)[0] for r in x]).astype(float)
-    h = Histograms(runs, ls, counts, {k: edges for k in counts})
-    folder.mkdir(parents=True)
-    pq.write_table(to_long_table(h), folder / "histograms.parquet")
-    events = np.where(ls == 5, 100, 5000)  # LS 5 of every run is low-statistics
-    pd.DataFrame({"run": runs, "ls": ls, "fill": 1, "era": "2018A", "lumi": 1.0, "pileup": 30.0,
-                  "events": events}).to_parquet(folder / "lumisections.parquet")
-    CertJSON.from_lumisections(runs[~bad], ls[~bad]).write(folder / "golden.json")
-    CertJSON.from_lumisections(runs, ls).write(folder / "dcsonly.json")
-    pd.DataFrame({"run": np.arange(315300, 315300 + n_runs), "first_ls": n_ls - 3, "last_ls": n_ls,
-                  "subsystem": "TRACKER", "scenario": "tracker_sector_off", "severity": 1.0}
-                 ).to_csv(folder / "failures.csv", index=False)
-    (folder / "meta.json").write_text(json.dumps({"pd": "ZeroBias", "seed": seed}))
-    return folder
+    """A tiny ZeroBias era folder: Gaussian histograms, the last 4 LS of every run a shifted
+    TRACKER failure, LS 5 of every run low-statistics (tests/data/eras.py)."""
+    return write_small_era(folder, n_runs=n_runs, n_ls=n_ls, seed=seed, low_stats_ls=5)
 
 
 def test_preprocess_logs_splits_metrics_dataset_and_report(tracking, tmp_path):
@@ -88,41 +63,9 @@ def test_second_call_reuses_the_finished_run(tracking, tmp_path):
     assert not third.reused
 
 
-def _bad_cases(era):
-    def overlapping_golden():
-        (era / "golden.json").write_text('{"315300": [[1, 10], [5, 20]]}')
-
-    def missing_histogram():
-        t = pq.read_table(era / "histograms.parquet")
-        keep = pa.array(np.array(t.column("me").to_pylist()) != "qgTkPt")
-        pq.write_table(t.filter(keep), era / "histograms.parquet")
-
-    def duplicated_ls():
-        t = pq.read_table(era / "histograms.parquet").to_pandas()
-        pq.write_table(pa.Table.from_pandas(pd.concat([t, t.iloc[[0]]]), preserve_index=False),
-                       era / "histograms.parquet")
-
-    return {"overlapping_golden": (overlapping_golden, "golden.json: run 315300: ranges"),
-            "missing_histogram": (missing_histogram, "no histogram 'qgTkPt'"),
-            "duplicated_ls": (duplicated_ls, "duplicated (run, LS) = (315300, 1)")}
-
-
-@pytest.mark.parametrize("case", ["overlapping_golden", "missing_histogram", "duplicated_ls"])
-def test_bad_input_one_line_exit_2_and_no_run(tracking, tmp_path, capsys, case):
-    era = make_era(tmp_path / "era")
-    mutate, words = _bad_cases(era)[case]
-    mutate()
-    code = cli_main(["preprocess", "--pd", "ZeroBias", "--data", str(era)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
-    assert len(err) == 1 and err[0].startswith("error: ") and words in err[0]
-    exp = MlflowClient().get_experiment_by_name("dc-mlops-ZeroBias")
-    assert exp is None or not MlflowClient().search_runs([exp.experiment_id])
-
-
 @pytest.mark.parametrize("args, words", [
     (["--pd", "Jet"], "parameter pd: must be one of ZeroBias"),
-    (["--pd", "JetHT"], "simulated era is of PD 'ZeroBias'"),
+    (["--pd", "JetHT"], "simulated era holds PD(s) ZeroBias, not 'JetHT'"),
     (["--pd", "ZeroBias", "--representation", "pixels"], "parameter representation: must be one"),
 ])
 def test_bad_parameters_refused(tracking, tmp_path, capsys, args, words):

@@ -138,6 +138,9 @@ CASES = [
     ("features_missing_column", lambda era, tmp: ["preprocess", "--pd", "ZeroBias", "--data", str(
         _features(tmp, lambda d: d.drop(columns=["qgTkPt_3"])))],
      "missing feature column 'qgTkPt_3'", "ZeroBias_feature2.csv"),
+    ("features_extra_column", lambda era, tmp: ["preprocess", "--pd", "ZeroBias", "--data", str(
+        _features(tmp, lambda d: d.assign(qFoo_0=1.0)))],
+     "column 'qFoo_0' is not a feature of PD ZeroBias", "ZeroBias_feature2.csv"),
     ("features_empty", lambda era, tmp: ["preprocess", "--pd", "ZeroBias", "--data", str(
         _features(tmp, lambda d: d.iloc[:0]))], "empty input", "ZeroBias_feature2.csv"),
     # --- era folders and raw histograms ---

@@ -32,6 +32,7 @@ the real 2018 structure (258 508 LS x 4 PDs) never holds an era's histograms in 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -50,6 +51,7 @@ from dc_mlops.errors import DataError
 if TYPE_CHECKING:
     from dc_mlops.data.simulator.generate import EraLabels
 
+log = logging.getLogger("dc_mlops")
 LAYOUT = 2
 FAILURE_COLUMNS = ["run", "first_ls", "last_ls", "subsystem", "scenario", "severity"]
 CONDITION_COLUMNS = ["run", "ls", "fill", "era", "lumi", "pileup"]
@@ -109,14 +111,18 @@ def write_simulation(out: str | Path, pds: Sequence[str], eras: list[str] | None
     truth = make_truth(eras, n_ls, int(seed), structure, golden)
     labels = era_labels(truth)
     meta = _meta(list(pds), eras, int(seed), len(truth.table), structure_name, golden_name)
+    log.info("simulate: %d LS, labels made (%d failure LS flagged, %d left unflagged); "
+             "writing %s", len(truth.table), int((labels.truth["origin"] == "failure").sum()),
+             int((labels.truth["origin"] == "unflagged").sum()), ", ".join(pds))
     with _staging(out) as tmp:
         _write_shared(tmp, labels, meta)
-        for pd_name in pds:
+        for i, pd_name in enumerate(pds, 1):
             names = [canonical_name(h) for h in get_feature_set(pd_name).histograms]
             events = _events(pd_name, truth, int(seed))
             _write_pd(tmp, pd_name, labels, events,
                       histogram_chunks(pd_name, truth, events, int(seed)),
                       {h: S.spec(h).edges for h in names})
+            log.info("simulate: %s histograms written (%d/%d)", pd_name, i, len(pds))
     return labels
 
 

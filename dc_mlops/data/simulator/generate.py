@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -147,9 +148,9 @@ def histogram_chunks(pd: str, truth: SimTruth, events: np.ndarray, seed: int
                      ) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
     """(first row, end row, {histogram: int32 counts}) chunk by chunk, in order.
 
-    Two chunks are computed at a time on two threads (the numpy/scipy kernels release the
-    GIL), so memory stays at a few chunks whatever the era's size; each chunk has its own
-    random stream, so the result does not depend on the scheduling.
+    Chunks are computed on two threads (the numpy/scipy kernels release the GIL), at most
+    four ahead of the reader, so memory stays at a few chunks whatever the era's size; each
+    chunk has its own random stream, so the result does not depend on the scheduling.
     """
     names = [canonical_name(h) for h in get_feature_set(pd).histograms]
     specs = [S.spec(h) for h in names]
@@ -168,10 +169,11 @@ def histogram_chunks(pd: str, truth: SimTruth, events: np.ndarray, seed: int
             yield work(ci)
         return
     with ThreadPoolExecutor(workers) as pool:
-        for first in range(0, n_chunks, workers):
-            futures = [pool.submit(work, ci) for ci in range(first, min(n_chunks, first + workers))]
-            for f in futures:
-                yield f.result()
+        ahead = deque(pool.submit(work, ci) for ci in range(min(n_chunks, 2 * workers)))
+        for ci in range(2 * workers, n_chunks + 2 * workers):
+            yield ahead.popleft().result()  # in order; at most 2 x workers chunks in memory
+            if ci < n_chunks:
+                ahead.append(pool.submit(work, ci))
 
 
 def make_truth(eras: list[str], n_ls: int, seed: int, structure: CertJSON | None,

@@ -180,7 +180,7 @@ _POSITIVE = at_least(1)
 class SimulateSettings(_Validated):
     """Write a simulated era folder (raw histograms, conditions, Golden/DCS JSONs, truth)."""
 
-    pd: str = _p("JetHT", "primary dataset to simulate: ZeroBias, JetHT, EGamma, SingleMuon, "
+    pd: str = _p("all", "primary dataset to simulate: ZeroBias, JetHT, EGamma, SingleMuon, "
                         "or 'all' (the four on the same runs, LS, conditions and failures)",
                  pd_name(allow_all=True, allow_files=False))
     era: str = _p(ALL_ERAS, "comma-separated eras to simulate, in order")
@@ -390,7 +390,7 @@ class ReviewSettings(_Validated):
 class MainSettings(_Validated):
     """The whole chain on the simulator."""
 
-    pd: str = _p("JetHT", "'all' (the four PDs, certified together) or one PD",
+    pd: str = _p("all", "'all' (the four PDs, certified together) or one PD",
                  pd_name(allow_all=True, allow_files=False))
     n_ls: int = _p(20000, "LS to simulate for the history", at_least(1000))
     seed: int = _p(0, "random seed", _NONNEG)

@@ -148,16 +148,39 @@ def _merge(pairs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     return tuple(merged)
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    """``json.loads`` keeps the last of two equal keys: a run listed twice would silently
+    lose its first ranges (906 good LS become bad), so refuse it."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def read_certjson(path: str | Path) -> CertJSON:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: certification JSON not found")
+    raw = path.read_bytes()
     try:
-        obj = json.loads(path.read_text())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); a certification JSON is "
+                        "plain UTF-8 JSON") from None
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    cert = CertJSON.from_dict(obj, str(path))
-    return cert
+    except _DuplicateKey as exc:
+        raise DataError(f"{path}: run {exc.args[0]} appears twice; merge its ranges into one "
+                        "entry") from None
+    return CertJSON.from_dict(obj, str(path))
 
 
 def write_text_atomic(path: Path, text: str) -> None:

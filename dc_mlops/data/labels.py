@@ -49,10 +49,21 @@ def read_bad_list(path: str | Path) -> pd.DataFrame:
     df["last_ls"] = df["last_ls"].fillna(-1)
     for col in ("run", "first_ls", "last_ls"):
         values = pd.to_numeric(df[col], errors="coerce")
-        if values.isna().any():
-            row = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise DataError(f"{path}: row {row + 2}: column {col!r} is not an integer")
+        bad = values.isna() | (values != np.round(values))
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{path}: row {row + 2}: column {col!r} is not an integer "
+                            f"({df[col].iloc[row]!r})")
         df[col] = values.astype(np.int64)
+    # rows are numbered as a spreadsheet shows them: the header is row 1
+    checks = (("run", df["run"] < 1, "is not a run number (must be >= 1)"),
+              ("first_ls", df["first_ls"] < 1, "is not an LS number (must be >= 1)"),
+              ("last_ls", (df["last_ls"] < df["first_ls"]) & (df["last_ls"] != -1),
+               "is before first_ls (use -1 or leave it empty for the whole run)"))
+    for col, bad, why in checks:
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{path}: row {row + 2}: {col} {df[col].iloc[row]} {why}")
     if "scenario" not in df.columns:
         df["scenario"] = ""
     df["subsystem"] = df["subsystem"].fillna("").astype(str)

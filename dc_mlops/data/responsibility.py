@@ -1,8 +1,10 @@
-"""Which PD certifies which subsystem (SPEC §2.5): the one subsystem -> PD map.
+"""Which PD certifies which subsystem (SPEC §2.5): the one place the map lives.
 
-Each subsystem is certified from the PD whose objects it maps to; a PD's detector is judged
-on the failures of its subsystems only, and ``certify pd=all`` combines the PDs' decisions
-through this map. Users override it with a small YAML ``{SUBSYSTEM: PD}``.
+A DC expert certifies the tracker and pixels from ZeroBias (unbiased tracks), muons from
+SingleMuon, ECAL from EGamma, HCAL and jets/MET from JetHT. A PD's detector is judged on the
+flagged failures of its own subsystems: a muon chamber off is not a JetHT failure to miss.
+Users change the map with a small YAML file ``{SUBSYSTEM: PD}``; the entries it names
+replace the default's, the others stay.
 """
 from __future__ import annotations
 
@@ -11,18 +13,19 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from dc_mlops.data.features import BUILTIN_SETS
 from dc_mlops.errors import DataError
 
-DEFAULT_MAP: dict[str, str] = {"TRACKER": "ZeroBias", "PIXEL": "ZeroBias",
-                               "MUON": "SingleMuon", "ECAL": "EGamma", "HCAL": "JetHT",
-                               "JETMET": "JetHT"}
-#: bad LS of these origins are never a detector's to judge: DCS already flagged them
-NOT_JUDGED_ORIGINS = ("dcs",)
+DEFAULT_MAP: dict[str, str] = {"TRACKER": "ZeroBias", "PIXEL": "ZeroBias", "MUON": "SingleMuon",
+                               "ECAL": "EGamma", "HCAL": "JetHT", "JETMET": "JetHT"}
+#: bad LS of these origins/scenarios are never a detector's to find: the detector was off
+#: (DCS) or the LS has too few events to judge (low statistics)
+NOT_JUDGED_ORIGINS = ("dcs", "low_stats")
 NOT_JUDGED_SCENARIOS = ("low_stats",)
 
 
 def load_responsibility(path: str = "") -> dict[str, str]:
-    """The default map, or the user's YAML ``{SUBSYSTEM: PD}`` (replacing it entirely)."""
+    """The default map, with the entries of a YAML override ``{SUBSYSTEM: PD}`` on top."""
     if not path:
         return dict(DEFAULT_MAP)
     p = Path(path)
@@ -33,29 +36,40 @@ def load_responsibility(path: str = "") -> dict[str, str]:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise DataError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(spec, dict) or not spec:
-        raise DataError(f"{p}: must map subsystems to PDs, e.g. {{TRACKER: ZeroBias}}")
-    from dc_mlops.settings import PDS
+        raise DataError(f"{p}: must be a mapping {{SUBSYSTEM: PD}}, e.g. 'PIXEL: ZeroBias'")
+    out = dict(DEFAULT_MAP)
     for sub, pd_name in spec.items():
-        if pd_name not in PDS:
-            raise DataError(f"{p}: subsystem {sub!r} maps to {pd_name!r}, not one of "
-                            f"{', '.join(PDS)}")
-    return {str(k).upper(): str(v) for k, v in spec.items()}
+        if not isinstance(sub, str) or not sub.strip():
+            raise DataError(f"{p}: key {sub!r} is not a subsystem name")
+        if pd_name not in BUILTIN_SETS:
+            raise DataError(f"{p}: subsystem {sub!r} maps to {pd_name!r}, not a known PD "
+                            f"(use one of {', '.join(BUILTIN_SETS)})")
+        out[sub.strip().upper()] = pd_name
+    return out
 
 
-def subsystems_of(pd_name: str, mapping: dict[str, str]) -> set[str]:
-    return {sub for sub, p in mapping.items() if p == pd_name}
+def subsystems_of(pd: str, mapping: dict[str, str]) -> set[str]:
+    """The subsystems a PD certifies under ``mapping``."""
+    return {sub for sub, p in mapping.items() if p == pd}
 
 
-def judged_bad(label, subsystem, origin, scenario, pd_name: str, mapping: dict[str, str]
+def judged_bad(label, subsystem, origin, scenario, pd: str, mapping: dict[str, str]
                ) -> np.ndarray:
-    """Bad LS the PD's detector answers for: its subsystems', or any bad LS whose subsystem
-    no PD claims; every bad LS for a PD outside the map (a custom feature set); never
-    DCS-bad or low-statistics LS."""
+    """True for the bad LS a PD's detector is judged on (preamble, SPEC §4.2).
+
+    Bad LS whose subsystem the PD certifies, or whose subsystem is unknown (empty, or a
+    human flag without one); every bad LS when ``pd`` is not a built-in PD (a custom
+    feature set certifies whatever it monitors); never DCS-bad or low-statistics LS.
+    ``scenario`` is accepted for symmetry with the LS table and marks low statistics too.
+    """
     label = np.asarray(label)
-    sub = np.asarray(subsystem).astype(str)
-    bad = (label == 1) & ~np.isin(np.asarray(origin).astype(str), NOT_JUDGED_ORIGINS) \
-        & ~np.isin(np.asarray(scenario).astype(str), NOT_JUDGED_SCENARIOS)
-    if pd_name not in set(mapping.values()):
-        return bad
-    mine = subsystems_of(pd_name, mapping)
-    return bad & (np.isin(sub, list(mine)) | ~np.isin(sub, list(mapping)))
+    sub = np.asarray(subsystem, dtype=object).astype(str)
+    sub = np.char.upper(np.char.strip(sub.astype(str)))
+    origin = np.asarray(origin, dtype=object).astype(str)
+    scenario = np.asarray(scenario, dtype=object).astype(str)
+    bad = label == 1
+    excluded = np.isin(origin, NOT_JUDGED_ORIGINS) | np.isin(scenario, NOT_JUDGED_SCENARIOS)
+    if pd not in BUILTIN_SETS:
+        return bad & ~excluded
+    mine = np.isin(sub, sorted(subsystems_of(pd, mapping))) | ~np.isin(sub, sorted(mapping))
+    return bad & ~excluded & mine

@@ -74,6 +74,23 @@ def validate_features(df: pd.DataFrame, fs: FeatureSet, where: str,
         row, col = map(int, np.argwhere(bad)[0])
         raise DataError(f"{where}: row {row} (run {df['runId'].iloc[row]}, LS "
                         f"{df['lumiId'].iloc[row]}): column {expected[col]!r} is NaN or inf")
+    for col in _LS_KEYS:
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
+        bad = ~np.isfinite(v) | (v != np.round(v)) | (v < 1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(f"{where}: row {row}: {col} {df[col].iloc[row]} is not a "
+                            f"{'run' if col == 'runId' else 'LS'} number (an integer >= 1)")
+    df = df.astype({c: np.int64 for c in _LS_KEYS})
+    for col in ("lumi", "pileup", "EventsPerLs"):
+        if col in df.columns:
+            v = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
+            bad = np.isnan(v) | (v < 0) | (np.isinf(v) & (col != "EventsPerLs"))
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise DataError(f"{where}: row {row} (run {df['runId'].iloc[row]}, LS "
+                                f"{df['lumiId'].iloc[row]}): {col} {df[col].iloc[row]} must be "
+                                "a finite number >= 0 (leave the column out when unknown)")
     dup = df.duplicated(list(_LS_KEYS))
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
@@ -81,9 +98,9 @@ def validate_features(df: pd.DataFrame, fs: FeatureSet, where: str,
                         f"({df['runId'].iloc[row]}, {df['lumiId'].iloc[row]})")
     out = pd.concat([df.drop(columns=expected), pd.DataFrame(values, columns=expected,
                                                              index=df.index)], axis=1)
-    for col in ("lumi", "EventsPerLs"):
-        if col not in out.columns:
-            out[col] = np.nan if col == "lumi" else np.inf
+    for col in ("lumi", "pileup", "EventsPerLs"):
+        if col not in out.columns:  # unknown conditions are NaN; unknown events never cut
+            out[col] = np.inf if col == "EventsPerLs" else np.nan
     return out.sort_values(list(_LS_KEYS), kind="stable").reset_index(drop=True)
 
 

@@ -155,7 +155,10 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
     spec = cert.spec
     table = load_ls_table(s.data, cert.pd, LabelOptions(golden_json=s.golden_json,
                                                         required=False),
-                          spec["representation"])
+                          spec["representation"], conditions_table=s.conditions_table,
+                          # certifiers made before the option existed read folded histograms
+                          under_overflow=spec.get("under_overflow", "fold"),
+                          responsibility=mapping, min_events=s.min_events)
     frame = table.frame
     names = spec["feature_names"]
     X = feature_matrix(frame, names, s.data)

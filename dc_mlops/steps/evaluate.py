@@ -43,7 +43,7 @@ from dc_mlops.evaluation.selection import rank, summarise
 from dc_mlops.evaluation.walkforward import (StepResult, WalkForward, certify_part,
                                              conditions_of, fit_parts, fit_step, run_plan)
 from dc_mlops.settings import EvaluateSettings
-from dc_mlops.steps.train import resolve_preprocess_run
+from dc_mlops.steps.inputs import resolve_preprocess_run
 from dc_mlops.tracking import runs as tr
 from dc_mlops.tracking.models import log_detector_model
 from dc_mlops.tracking.ui import run_name

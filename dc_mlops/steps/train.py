@@ -22,7 +22,8 @@ from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors import registry
 from dc_mlops.evaluation import plots
 from dc_mlops.evaluation.metrics import detection_metrics, roc_table
-from dc_mlops.settings import PreprocessSettings, TrainSettings
+from dc_mlops.settings import TrainSettings
+from dc_mlops.steps.inputs import resolve_preprocess_run
 from dc_mlops.tracking import runs as tr
 from dc_mlops.tracking.ui import run_name
 from dc_mlops.tracking.models import log_detector_model
@@ -37,19 +38,6 @@ class TrainResult:
     run_id: str
     model_uri: str
     metrics: dict[str, float]
-
-
-def resolve_preprocess_run(pd_name: str, run_id: str = "") -> str:
-    """The given preprocess run, else the PD's latest finished one, else a fresh one."""
-    if run_id:
-        return run_id
-    exp = tr.ensure_experiment(tr.experiment_name(pd_name))
-    latest = tr.latest_finished_run(exp, "preprocess")
-    if latest:
-        return latest
-    from dc_mlops.steps.preprocess import run_preprocess
-    log.info("train: no preprocessed data for %s yet, running preprocess first", pd_name)
-    return run_preprocess(PreprocessSettings(pd=pd_name)).run_id
 
 
 def detector_params(s: TrainSettings) -> dict:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from dc_mlops.detectors import registry
 from dc_mlops.errors import redact
 from dc_mlops.settings import TrainSettings, TuneSettings
-from dc_mlops.steps.train import resolve_preprocess_run
+from dc_mlops.steps.inputs import resolve_preprocess_run
 from dc_mlops.tracking import runs as tr
 from dc_mlops.tracking.ui import run_name
 from dc_mlops.tracking import studies as ts

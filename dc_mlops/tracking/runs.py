@@ -242,6 +242,13 @@ def latest_finished_run(experiment_id: str, step: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
+def finished_runs(experiment_id: str, step: str, max_results: int = 200) -> list:
+    """FINISHED runs of a step in an experiment, newest first (MLflow Run objects)."""
+    return MlflowClient().search_runs(
+        [experiment_id], filter_string=f"tags.`{TAG_STEP}` = '{step}' and attributes.status = 'FINISHED'",
+        max_results=max_results, order_by=["attributes.start_time DESC"])
+
+
 def find_train_run(experiment_id: str, model: str, preprocess_run: str, seed: int) -> str | None:
     """A finished train run of this model and seed on this preprocessed data, if any."""
     runs = MlflowClient().search_runs(

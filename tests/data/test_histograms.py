@@ -35,15 +35,19 @@ def test_long_layout_round_trip_parquet_and_jsonl(tmp_path):
             np.testing.assert_allclose(back.edges[me], h.edges[me])
 
 
-def test_real_pixel_fixture_loads_and_folds_overflow(shared_data):
-    h = read_histograms(shared_data / PIXEL)
+def test_real_pixel_fixture_drops_or_folds_under_and_overflow(shared_data):
     raw = pd.read_csv(shared_data / PIXEL)
-    assert h.n_ls == 834 and h.names == ["chargeInner_PXLayer_1"]
-    assert h.counts["chargeInner_PXLayer_1"].shape == (834, 100)
-    # under- and overflow are folded into the edge bins, so no entry is lost
-    bins = raw[[f"bin_{i}" for i in range(102)]].to_numpy().sum(axis=1)
     order = np.lexsort((raw["lumi"], raw["run"]))
-    np.testing.assert_allclose(h.counts["chargeInner_PXLayer_1"].sum(axis=1), bins[order])
+    every = raw[[f"bin_{i}" for i in range(102)]].to_numpy().sum(axis=1)[order]
+    inner = raw[[f"bin_{i}" for i in range(1, 101)]].to_numpy().sum(axis=1)[order]
+    assert (every > inner).any()  # the fixture has overflow entries
+    for mode, expected in (("fold", every), ("drop", inner)):
+        h = read_histograms(shared_data / PIXEL, under_overflow=mode)
+        assert h.n_ls == 834 and h.names == ["chargeInner_PXLayer_1"]
+        assert h.counts["chargeInner_PXLayer_1"].shape == (834, 100)
+        np.testing.assert_allclose(h.counts["chargeInner_PXLayer_1"].sum(axis=1), expected)
+        # entries always count everything the LS recorded
+        np.testing.assert_allclose(h.entries["chargeInner_PXLayer_1"], every)
 
 
 def test_real_pixel_good_column_agrees_with_2017_golden(shared_data):

@@ -40,8 +40,59 @@ def test_chronological_puts_latest_runs_in_test():
     assert 0.45 < share < 0.8
 
 
-def test_too_few_runs_and_bad_fractions():
-    with pytest.raises(DataError, match="at least 4 runs"):
-        split_table(_frame(n_runs=3))
+def test_one_run_and_bad_fractions_are_refused():
+    with pytest.raises(DataError, match="the data has 1 run"):
+        split_table(_frame(n_runs=1))
     with pytest.raises(DataError, match="fractions"):
         SplitFractions(0.6, 0.3, 0.2)
+
+
+def test_few_runs_split_train_val_calib_by_ls_blocks():
+    frame = _frame(n_runs=3, seed=1)
+    parts = split_table(frame, SplitFractions(), "chronological")
+    assert set(parts["test"]["runId"]) == {1002}
+    ref = pd.concat([parts[p] for p in ("train", "val", "calib")])
+    assert not ref.duplicated(["runId", "lumiId"]).any()
+    for name in ("val", "calib"):  # blocks dealt along each run: every part spans it
+        for run in (1000, 1001):
+            part = parts[name][parts[name]["runId"] == run]["lumiId"]
+            all_ls = frame[frame["runId"] == run]["lumiId"]
+            assert part.min() < all_ls.median() < part.max(), (name, run)
+
+
+def test_an_all_bad_run_does_not_empty_val():
+    # the data has plenty of good LS, but one reference run is entirely bad: parts are
+    # chosen by good-LS counts, so val still gets good runs
+    frame = _frame(n_runs=12, seed=2)
+    frame.loc[frame["runId"] == 1006, "label"] = 1
+    parts = split_table(frame, SplitFractions(), "chronological")
+    for name in ("train", "val", "calib"):
+        assert len(parts[name]) > 0
+    assert 1006 in set(parts["known_bad"]["runId"])
+
+
+def test_runs_mode_takes_the_named_runs_only():
+    frame = _frame(n_runs=10, seed=3)
+    parts = split_table(frame, mode="runs", train_runs=[(1002, 1002), (1004, 1005)],
+                        test_runs=[(1007, 1009)])
+    ref = pd.concat([parts[p] for p in ("train", "val", "calib", "known_bad")])
+    assert set(ref["runId"]) == {1002, 1004, 1005}
+    assert set(parts["test"]["runId"]) == {1007, 1008, 1009}
+    assert len(parts["test"]) == int(frame["runId"].between(1007, 1009).sum())
+    # three reference runs: whole runs per part
+    for a, b in (("train", "val"), ("val", "calib"), ("train", "calib")):
+        assert set(parts[a]["runId"]).isdisjoint(parts[b]["runId"])
+
+
+@pytest.mark.parametrize("train, test, words", [
+    ([(999, 999)], [(1007, 1009)], "train_runs: run 999 is not in the data"),
+    ([(1002, 1002)], [(2000, 2100)], "test_runs: no run of 2000-2100 is in the data"),
+    ([(1002, 1003)], [(1003, 1005)], "run 1003 is in both train_runs and test_runs"),
+    ([(1001, 1001)], [(1007, 1007)], "run 1001 has no good LS (all"),
+])
+def test_runs_mode_messages_name_the_run(train, test, words):
+    frame = _frame(n_runs=10, seed=3)
+    frame.loc[frame["runId"] == 1001, "label"] = 1
+    with pytest.raises(DataError) as err:
+        split_table(frame, mode="runs", train_runs=train, test_runs=test)
+    assert words in str(err.value)

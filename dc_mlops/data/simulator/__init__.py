@@ -42,47 +42,49 @@ Histograms (shapes.py)
     so all PDs of one seed share runs, LS and labels.
 
 Failures (failures.py, labels.py)
-    Contiguous LS blocks or whole runs, 3.5-7.5 % of the LS in the synthetic mode, each
+    Contiguous LS blocks or whole runs on 5-9.5 % of the LS in the synthetic mode, each
     tagged with scenario and subsystem: tracker_sector_off (TRACKER), pixel_layer_off
     (PIXEL), muon_chamber_off (MUON), ecal_dead_region and ecal_noisy_tower (ECAL),
-    hcal_noise (HCAL), beamspot_shift (TRACKER: beam-spot determination is certified by
-    Tracking), low_stats (DAQ: events below 500, shapes untouched) and, DCS-bad, hv_ramp
-    (TRACKER: the first LS of some runs, tracking efficiency ramping up; absent from the
-    DCS-only and Golden JSONs, listed in dcs_bad). A failure is a transform of the good
-    CDFs (eta-phi holes and spikes, tails, shifted or scaled sub-populations) and of the
-    multiplicities, so it moves only the histograms it physically touches
-    (:func:`affected_histograms`); a failure with no histogram in a PD leaves that PD's
-    histograms unchanged while its LS stay bad in the Golden JSON, as in reality.
-    With ``structure=`` and ``golden=``, the bad LS are exactly structure minus Golden,
-    each contiguous block given a scenario, and nothing else is added.
+    hcal_noise (HCAL), tracker_misalignment (TRACKER: worse track/vertex chi2 and wider
+    vertex resolution; a beam-spot move, which only shifts the vertex position, is an LHC
+    condition and never a failure), low_stats (DAQ: events below 500, shapes untouched)
+    and, DCS-bad, hv_ramp (TRACKER: the first LS of some runs, tracking efficiency ramping
+    up; absent from the DCS-only and Golden JSONs, listed in dcs_bad). A failure is a
+    transform of the good CDFs (eta-phi holes and spikes, tails, shifted or scaled
+    sub-populations) and of the multiplicities, so it moves only the histograms it
+    physically touches (:func:`affected_histograms`), in every PD that has them.
+    Strengths come from each scenario's log-uniform prior (failures.SEVERITY_RANGE).
 
-Subtle-failure property (difficulty.py)
-    Severity is drawn log-uniformly in [0.01, 1] for every block, so failures span
-    invisible to glaring. For a failure LS of scenario s in PD p, with A the histograms
-    of p that s affects,
-    ``shift = max over h in A and the 7 summary numbers i of
-    |summary_i(E_with_failure[h]) - summary_i(E_without[h])| / std_good(h_i)``,
-    E the noise-free expected histograms of that LS (same conditions and events) and
-    std_good the LS-to-LS standard deviation of the feature over the good LS (Golden,
-    >= 500 events) of the simulated noisy data. Subtle: shift < 2; obvious: shift > 5.
-    Low-statistics LS and LS whose scenario touches no histogram of p are left out.
-    At least a third of the failure LS are subtle and a good share obvious. Measured with
-    :func:`failure_shifts` on 100 000 LS (seeds 0 / 1): subtle 54 % / 48 % and obvious
-    29 % / 36 % in JetHT, 42 % / 48 % and 33 % / 26 % in ZeroBias, 67 % and 20 % in
-    EGamma, 62-71 % and 8-19 % in SingleMuon (whose muon histograms have few entries per
-    LS). The difficulty follows from physical failure sizes, not from any model.
+Labels as a DC expert makes them (visibility.py)
+    Each failure LS gets a visibility per PD: the largest change of its 7-number summary
+    (noise-free expected histograms with and without the failure) in units of the
+    LS-to-LS spread of good LS at the same pile-up. Failures no PD shows (visibility < 1
+    everywhere) stay in the Golden JSON and are kept as ``unflagged`` in the truth table;
+    the others are flagged (bad). All PDs of a seed share runs, LS, conditions, failures
+    and labels, whichever PD is written. Measured shares among flagged failure LS
+    (``benchmarks/results/data_throughput.md``): subtle (1-3) and obvious (> 5) each
+    above a quarter, in the synthetic mode and on the real 2018 structure.
+    With ``structure=`` and ``golden=``, the bad LS are exactly structure minus Golden
+    (people flagged them): each contiguous block gets a scenario and a strength solved so
+    that some PD shows every LS of it, following a seeded mix of visibilities (35 %
+    subtle, 20 % in between, 45 % obvious, by LS); failures no PD shows are added on
+    1-3 % of the good LS, which stay good.
 
-API: :func:`simulate`, :func:`expected_counts`, :func:`write_era`,
-:func:`affected_histograms`, :func:`failure_shifts`, :class:`SimulatedEra`.
+Era folders (io.py): one PD or all four in one folder, written block by block.
+
+API: :func:`simulate`, :func:`make_truth`, :func:`write_simulation` (streamed, any PDs),
+:func:`write_era` (from memory), :func:`expected_counts`, :func:`affected_histograms`,
+:func:`era_labels`, :func:`visibility_shares`, :class:`SimulatedEra`.
 """
 from dc_mlops.data.simulator.conditions import DEFAULT_ERAS, ERAS, LUMI_UNIT
-from dc_mlops.data.simulator.difficulty import failure_shifts, subtle_share
 from dc_mlops.data.simulator.failures import SCENARIOS, affected_histograms
-from dc_mlops.data.simulator.generate import SimTruth, SimulatedEra, expected_counts, simulate
-from dc_mlops.data.simulator.io import write_era
+from dc_mlops.data.simulator.generate import (EraLabels, SimTruth, SimulatedEra, era_labels,
+                                              expected_counts, make_truth, simulate)
+from dc_mlops.data.simulator.io import write_era, write_simulation
+from dc_mlops.data.simulator.visibility import VISIBILITY_PDS, visibility_shares
 
 __all__ = [
-    "DEFAULT_ERAS", "ERAS", "LUMI_UNIT", "SCENARIOS", "SimTruth", "SimulatedEra",
-    "affected_histograms", "expected_counts", "failure_shifts", "simulate", "subtle_share",
-    "write_era",
+    "DEFAULT_ERAS", "ERAS", "LUMI_UNIT", "SCENARIOS", "EraLabels", "SimTruth", "SimulatedEra",
+    "VISIBILITY_PDS", "affected_histograms", "era_labels", "expected_counts", "make_truth",
+    "simulate", "visibility_shares", "write_era", "write_simulation",
 ]

@@ -6,6 +6,33 @@ era (SPEC §4 era drift), so every era carries its own beam-spot position, pile-
 and small calibration/ageing offsets, and :func:`ls_conditions` adds the slow drifts that
 happen inside a fill (beam-spot z walk, ECAL crystal transparency loss, alignment
 breathing with temperature) on top.
+
+How the sizes compare with real 2018 data, and where the numbers come from (checked
+2026-11 against public CMS/LHC material; where no public number was found, it says so):
+
+* Beam-spot x/y: CMS DP-2022/034 ("Position of the LHC beam spot in the CMS interaction
+  point", twiki CMSPublic/BeamSpotPositionTrend2022) shows monthly averages from per-LS
+  fits: x/y move by tens of microns within a year from magnet movements, and y was moved
+  by 1.5 mm (end of 2016) and 0.3 mm (end of 2017) with correctors. The per-era values
+  below (x from 965 to 944 um, steps of 7-14 um between eras; y within 23 um) are of that
+  size; the
+  exact 2018A-D averages could not be read off the public figure here, so they are
+  plausible values, not a reproduction.
+* Beam-spot z and luminous length (3.4-3.65 cm): typical Run-2 values; no public 2018
+  per-era table was found, so these are illustrative.
+* Luminosity and pile-up: the CERN LHC report of May 2018 gives peak luminosity ~2.1e34
+  cm^-2 s^-1 (ERAS peak_lumi up to 19.5e33 times the fill's spread) and the bunch-number
+  steps 1200...2556 (structure.BUNCH_SCHEMES). The mean pile-up (~35-40 in 2018) follows
+  from L * sigma_inel / (n_bunches * f_rev) with sigma_inel = 69.2 mb (CMS, JHEP07(2018)161
+  measures 68.6 +- 1.6 mb for its fiducial definition); no public per-era pile-up table was
+  consulted.
+* ECAL response: CMS DP-2012/027 and DPS-2015/063 (twiki CMSPublic/EcalDPGResults...)
+  show laser-monitored response losses of a few per cent in the barrel over a year, up to
+  ~30 % at |eta| ~ 2.5, with fill-scale (hours) loss and recovery. The simulator uses a
+  0.6 % in-fill loss (barrel-like; the endcap eta dependence is not modelled) and a 1.5 %
+  drop from 2018A to 2018D.
+* HCAL response (2.5 % over the year), hit-efficiency ageing and the +-1 % alignment
+  breathing: no public 2018 number was found; they are plausible per-cent-level values.
 """
 from __future__ import annotations
 
@@ -122,4 +149,6 @@ def ls_conditions(era: np.ndarray, lumi: np.ndarray, pileup: np.ndarray,
         # ECAL transparency loss under irradiation within a fill, recovering between fills
         "ecal": col(e[:, 6] * (1 - 0.006 * (1 - np.exp(-t / 5.0)))),
         "hcal": col(e[:, 7]),
+        # vertex resolution scale: 1 when the tracker is aligned (failures widen it)
+        "vtx_res": np.ones((len(t), 1)),
     }

@@ -24,16 +24,25 @@ ecal_noisy_tower    ECAL       spike of fake clusters at one tower: eta/phi spik
                                tails, spike-like shower shapes (R9 ~ 1, small sigma_ieta)
 hcal_noise          HCAL       noisy readout box: extra calo jets at one phi wedge, jet
                                energy and MET tails, MET phi spike, H/E tail
-beamspot_shift      TRACKER    vertex x/y displaced (beam-spot determination is certified
-                               by Tracking in CMS DC, hence TRACKER)
+tracker_misalignment TRACKER   wrong or outdated alignment constants (e.g. a pixel
+                               half-shell moved and the prompt alignment did not follow):
+                               track, global-muon and vertex chi2 worse, vertex x/y
+                               resolution wider, fewer tracks per vertex. The beam spot
+                               does *not* move: an LHC beam-spot move shifts the vertex
+                               position and leaves widths and chi2 alone, so it cannot
+                               mimic this failure (and is never a failure itself)
 low_stats           DAQ        events per LS below 500; shapes untouched, only noise grows
 hv_ramp             TRACKER    (DCS-bad, first LS of a run) tracker/pixel HV still ramping:
                                tracking efficiency ramps up LS by LS
 ==================  =========  ==========================================================
 
-``severity`` is in (0, 1]: the strength of the failure (the lost fraction f, a fake-object
-weight, a beam-spot displacement of up to 250 um). It is drawn log-uniformly over
-[SEVERITY_MIN, 1] for every scenario, so the same scenario ranges from invisible to glaring.
+``severity`` is in (0, 1]: the physical strength of the failure (the lost fraction f of a
+region's objects, the share of events a noisy channel fires in, the size of a misalignment).
+It is drawn log-uniformly over [SEVERITY_RANGE[scenario], 1]: failures are scale-free in
+reality (one dead module or a whole sector; a channel that fires once in a thousand events
+or in every event), and the lower ends are where a failure stops changing any histogram
+at all. Whether a human could have seen it is decided afterwards, from the histograms
+(visibility.py), never from the severity.
 """
 from __future__ import annotations
 
@@ -46,6 +55,12 @@ from dc_mlops.data.simulator import shapes as S
 from dc_mlops.data.simulator.shapes import CDF, PI, Params
 
 SEVERITY_MIN = 0.01
+#: lower end of each scenario's log-uniform severity prior (upper end 1)
+SEVERITY_RANGE = {
+    "tracker_sector_off": 0.02, "pixel_layer_off": 0.02, "muon_chamber_off": 0.02,
+    "ecal_dead_region": 0.02, "ecal_noisy_tower": 0.01, "hcal_noise": 0.01,
+    "tracker_misalignment": 0.01, "low_stats": 0.5, "hv_ramp": 0.5,
+}
 DEG = PI / 180.0
 
 SCENARIOS: dict[str, str] = {  # scenario -> subsystem
@@ -55,15 +70,15 @@ SCENARIOS: dict[str, str] = {  # scenario -> subsystem
     "ecal_dead_region": "ECAL",
     "ecal_noisy_tower": "ECAL",
     "hcal_noise": "HCAL",
-    "beamspot_shift": "TRACKER",
+    "tracker_misalignment": "TRACKER",
     "low_stats": "DAQ",
     "hv_ramp": "TRACKER",
 }
 # relative frequency of each human-bad scenario (hv_ramp is placed separately, DCS-bad)
 WEIGHTS = {"tracker_sector_off": 0.14, "pixel_layer_off": 0.14, "muon_chamber_off": 0.15,
            "ecal_dead_region": 0.12, "ecal_noisy_tower": 0.11, "hcal_noise": 0.14,
-           "beamspot_shift": 0.10, "low_stats": 0.10}
-GEOMETRY = ["g_phi", "g_dphi", "g_eta_lo", "g_eta_hi", "g_angle", "g_events"]
+           "tracker_misalignment": 0.10, "low_stats": 0.10}
+GEOMETRY = ["g_phi", "g_dphi", "g_eta_lo", "g_eta_hi", "g_events"]
 BLOCK_COLUMNS = ["run", "first_ls", "last_ls", "subsystem", "scenario", "severity"]
 
 
@@ -111,8 +126,6 @@ def draw_geometry(scenario: str, rng: np.random.Generator) -> dict[str, float]:
     elif scenario == "hcal_noise":
         g["g_dphi"] = 20 * DEG
         g["g_eta_lo"], g["g_eta_hi"] = [(0.0, 1.4), (-1.4, 0.0), (1.3, 3.0), (-3.0, -1.3)][rng.integers(4)]
-    elif scenario == "beamspot_shift":
-        g["g_angle"] = rng.uniform(0, 2 * PI)
     elif scenario == "low_stats":
         g["g_events"] = rng.uniform(0.02, 0.95)  # events as a fraction of the 500 cut
     if g["g_dphi"] > 0:
@@ -120,9 +133,10 @@ def draw_geometry(scenario: str, rng: np.random.Generator) -> dict[str, float]:
     return g
 
 
-def draw_severity(rng: np.random.Generator, size=None):
-    """Log-uniform on [SEVERITY_MIN, 1]: as many subtle failures per decade as obvious."""
-    return 10 ** rng.uniform(np.log10(SEVERITY_MIN), 0.0, size)
+def draw_severity(rng: np.random.Generator, scenario: str = "", size=None):
+    """Log-uniform on [SEVERITY_RANGE[scenario], 1]: as many failures per decade of size."""
+    lo = SEVERITY_RANGE.get(scenario, SEVERITY_MIN)
+    return 10 ** rng.uniform(np.log10(lo), 0.0, size)
 
 
 # ---------------------------------------------------------------- CDF transforms
@@ -266,9 +280,14 @@ def apply(scenario: str, c: Params, g: Params, s) -> tuple[Params, dict[str, Wra
         q0 = np.minimum(q0, PI - g["g_dphi"])
         _wrap(wraps, _of("event", "met_phi"), lambda F: spike(F, q0, q0 + g["g_dphi"], w_evt))
         _wrap(wraps, ["qHadOEm"], lambda F: add(F, 0.5 * w, S.gamma(0.15, 1.0)))
-    elif scenario == "beamspot_shift":
-        c["bs_x"] = c["bs_x"] + 0.025 * s * np.cos(g["g_angle"])
-        c["bs_y"] = c["bs_y"] + 0.025 * s * np.sin(g["g_angle"])
+    elif scenario == "tracker_misalignment":
+        # residual misalignment of up to ~50 um: hit residuals grow, so every track fit's
+        # chi2 (tracker, global muon, vertex) worsens, the vertex resolution widens, and
+        # tracks failing the vertex quality cuts leave fewer tracks per vertex. The vertex
+        # *position* (beam spot) does not move.
+        c["align"] = c["align"] * (1 + 0.6 * s)
+        c["vtx_res"] = c["vtx_res"] * np.sqrt(1 + 3.0 * s ** 2)
+        _wrap(wraps, ["qpVtxNtr"], lambda F: S.scaled(F, 1 - 0.06 * s))
     elif scenario == "hv_ramp":
         for coll, k in (("track", 0.6), ("globtk", 0.4), ("gsf", 0.3), ("vertex", 0.3)):
             c["m_" + coll] = c.get("m_" + coll, 1.0) * (1 - k * s)
@@ -290,7 +309,7 @@ def _affected_all(scenario: str) -> frozenset[str]:
     c = ls_conditions(np.array(["2018A"]), np.array([15.0]), np.array([36.0]),
                       np.array([2.0]), np.array([0.5]))
     g = {k: np.full((1, 1), v) for k, v in
-         {"g_phi": 0.3, "g_dphi": 0.4, "g_eta_lo": 0.3, "g_eta_hi": 1.0, "g_angle": 0.7,
+         {"g_phi": 0.3, "g_dphi": 0.4, "g_eta_lo": 0.3, "g_eta_hi": 1.0,
           "g_events": 0.5}.items()}
     c2, wraps = apply(scenario, c, g, np.ones((1, 1)))
     changed = set()

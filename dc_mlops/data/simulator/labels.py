@@ -60,13 +60,19 @@ def hv_ramp_blocks(table: pd.DataFrame, rng: np.random.Generator) -> list[dict]:
     return out
 
 
-def synthetic_failures(table: pd.DataFrame, taken: np.ndarray, rng: np.random.Generator
+def synthetic_failures(table: pd.DataFrame, taken: np.ndarray, rng: np.random.Generator,
+                       share: tuple[float, float] = (0.05, 0.095), extra: bool = False
                        ) -> list[dict]:
-    """Human-bad failure blocks until 3.5-7.5 % of all LS are bad (DCS-bad included).
+    """Failure blocks until a share in ``share`` of all LS is taken (DCS-bad included).
+
+    ``extra=True``: the share comes on top of the LS already taken, with no low-statistics
+    blocks (the unflagged failures added to a real structure's good LS).
 
     First 0.3-0.8 % of the LS go to short DAQ low-statistics blocks (1-6 LS), then
     detector failures: whole runs (12 %, runs up to MAX_BLOCK LS) or blocks of
-    log-normal length (median 20 LS, at most MAX_BLOCK).
+    log-normal length (median 20 LS, at most MAX_BLOCK). Severities come from each
+    scenario's physical prior; the failures no PD shows are later left unflagged
+    (visibility.py), so the share of LS *labelled* bad ends up lower, 3-8 %.
     """
     n = len(table)
     starts, lengths = _run_index(table)
@@ -81,16 +87,17 @@ def synthetic_failures(table: pd.DataFrame, taken: np.ndarray, rng: np.random.Ge
         if taken[a:a + length].any():
             return 0
         taken[a:a + length] = True
-        out.append(_block(table, a, a + length, scenario, draw_severity(rng), rng, "failure"))
+        out.append(_block(table, a, a + length, scenario, draw_severity(rng, scenario), rng,
+                          "failure"))
         return length
 
-    low_target = max(1, int(round(rng.uniform(0.003, 0.008) * n)))
+    low_target = max(1, int(round(rng.uniform(0.003, 0.008) * n))) if not extra else 0
     low = 0
     for _ in range(1000):
         if low >= low_target:
             break
         low += place(int(rng.integers(1, MAX_LOW_STATS_BLOCK + 1)), "low_stats")
-    target = int(round(rng.uniform(0.035, 0.075) * n))
+    target = int(round(rng.uniform(*share) * n)) + (int(taken.sum()) if extra else 0)
     tries = 0
     while taken.sum() < target and tries < 20_000:
         tries += 1
@@ -105,7 +112,7 @@ def synthetic_failures(table: pd.DataFrame, taken: np.ndarray, rng: np.random.Ge
             if taken[a:b].any():
                 continue
             taken[a:b] = True
-            out.append(_block(table, a, b, scenario, draw_severity(rng), rng, "failure"))
+            out.append(_block(table, a, b, scenario, draw_severity(rng, scenario), rng, "failure"))
             continue
         length = int(np.clip(rng.lognormal(np.log(20), 0.9), 1, MAX_BLOCK))
         place(max(1, min(length, left + 5)), scenario)
@@ -125,8 +132,8 @@ def blocks_from_golden(table: pd.DataFrame, good: np.ndarray, rng: np.random.Gen
     out = []
     for seg in np.split(idx, brk):
         scenario = _pick(rng, len(seg))
-        out.append(_block(table, int(seg[0]), int(seg[-1]) + 1, scenario, draw_severity(rng),
-                          rng, "failure"))
+        out.append(_block(table, int(seg[0]), int(seg[-1]) + 1, scenario,
+                          draw_severity(rng, scenario), rng, "failure"))
     return out
 
 

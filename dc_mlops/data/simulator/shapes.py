@@ -208,8 +208,10 @@ def _add(name, lo, hi, nb, collection, quantity, shape):
 _add("qpVtxChi2", 0, 5, 50, "vertex", "vtx_chi2", lambda c: gamma(1.0 * c["align"], 4.0))
 _add("qpVtxNtr", 0, 150, 75, "vertex", "vtx_ntr",
      lambda c: gamma((34.0 - 0.12 * c["pu"]) * c["hit_eff"], 2.2))
-_add("qpVtxX", 0.07, 0.13, 60, "vertex", "vtx_x", lambda c: normal(c["bs_x"], 0.0028))
-_add("qpVtxY", -0.09, -0.03, 60, "vertex", "vtx_y", lambda c: normal(c["bs_y"], 0.0028))
+# vertex x/y: beam width (~10 um) folded with the vertex resolution (~25 um); a tracker
+# misalignment widens the resolution (c["vtx_res"]), a beam-spot move only shifts the mean
+_add("qpVtxX", 0.07, 0.13, 60, "vertex", "vtx_x", lambda c: normal(c["bs_x"], 0.0028 * c["vtx_res"]))
+_add("qpVtxY", -0.09, -0.03, 60, "vertex", "vtx_y", lambda c: normal(c["bs_y"], 0.0028 * c["vtx_res"]))
 _add("qpVtxZ", -20, 20, 80, "vertex", "vtx_z", lambda c: normal(c["bs_z"], c["bs_sz"]))
 _add("qPUEvt", 0, 80, 80, "event", "pileup", lambda c: normal(c["pu"], np.sqrt(c["pu"]) + 0.5))
 _add("qlumiEvt", 0, 25, 100, "event", "lumi",

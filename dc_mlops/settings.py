@@ -14,11 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dc_mlops.data.features import MIN_EVENTS
 from dc_mlops.errors import DataError
 
 ALL_ERAS = "2018A,2018B,2018C,2018D"
-#: events per LS below which an LS is not certified (low statistics): the one 500-event cut
-MIN_EVENTS = 500
 PDS = ("ZeroBias", "JetHT", "EGamma", "SingleMuon")
 PROTOCOLS = ("rolling", "runs", "era")
 CONDITIONS = ("pileup", "lumi", "none")

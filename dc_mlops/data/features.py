@@ -14,6 +14,9 @@ import yaml
 
 from dc_mlops.errors import DataError
 
+#: events per LS below which an LS is not certified (low statistics): the one 500-event cut,
+#: used by preprocess, certify and the simulator alike
+MIN_EVENTS = 500
 N_SUMMARY = 7
 SUMMARY_QUANTILES = (0.10, 0.30, 0.50, 0.70, 0.90)
 LEGACY_2016_QUANTILES = (0.0, 0.25, 0.50, 0.75, 1.0)

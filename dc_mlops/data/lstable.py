@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from dc_mlops.data.certjson import CertJSON, read_certjson
-from dc_mlops.data.features import FeatureSet, get_feature_set
+from dc_mlops.data.features import MIN_EVENTS, FeatureSet, get_feature_set
 from dc_mlops.data.histfeatures import summarize_file
 from dc_mlops.data.histograms import DEFAULT_UNDER_OVERFLOW
 from dc_mlops.data.labels import LabelSources, assign_labels, read_bad_list
@@ -42,7 +42,6 @@ ERA_FILES = {
 }
 REPRESENTATIONS = ("summary", "bins")
 #: LS with fewer events are never judged (the one cut lives in settings.MIN_EVENTS)
-_MIN_EVENTS_DEFAULT = 500
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def load_ls_table(data: str, pd_name: str, labels: LabelOptions,
                   representation: str = "summary", *, conditions_table: str = "",
                   under_overflow: str = DEFAULT_UNDER_OVERFLOW,
                   responsibility: dict[str, str] | None = None,
-                  min_events: int = _MIN_EVENTS_DEFAULT) -> LSTable:
+                  min_events: int = MIN_EVENTS) -> LSTable:
     """The LS table of ``data`` for ``pd_name``, validated before anything heavy is read.
 
     ``conditions_table``: a per-LS or per-run conditions file (SPEC §2.4) for raw

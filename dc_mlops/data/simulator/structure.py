@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from dc_mlops.data.certjson import CertJSON
+from dc_mlops.data.features import MIN_EVENTS
 from dc_mlops.data.simulator.conditions import (ERAS, LS_PER_HOUR, LS_SECONDS, era_of_runs,
                                                 pileup_of)
 from dc_mlops.errors import DataError
@@ -27,7 +28,7 @@ MIN_RUN_LS, MAX_RUN_LS = 20, 1500
 PD_RATE = {  # Hz per unit lumi (1e33) for physics PDs; Hz at full machine for ZeroBias
     "ZeroBias": 90.0, "JetHT": 24.0, "EGamma": 34.0, "SingleMuon": 28.0,
 }
-LOW_STATS = 500  # SPEC min_events cut
+LOW_STATS = MIN_EVENTS  # the low-statistics cut of preprocess and certify
 
 
 def _fill_lumi(rng: np.random.Generator, era: str) -> tuple[float, float, float, int]:

@@ -291,7 +291,7 @@ class TuneSettings(_Validated):
         if self.storage and not re.match(r"^(sqlite|postgresql|postgresql\+psycopg2|mysql"
                                          r"(\+\w+)?)://", self.storage):
             raise DataError("parameter storage: must be an sqlite:/// or postgresql:// URL, "
-                            f"got {_redacted(self.storage)!r}")
+                            f"got {self.storage!r}")  # DataError redacts passwords
 
 
 @dataclass(frozen=True)
@@ -413,7 +413,3 @@ def parameters(settings_cls: type) -> dict[str, tuple[type, object, str]]:
     return {f.name: (_TYPES.get(f.type, f.type) if isinstance(f.type, str) else f.type,
                      f.default, f.metadata.get("help", ""))
             for f in dataclasses.fields(settings_cls)}
-
-
-def _redacted(url: str) -> str:
-    return re.sub(r"(?<=://)[^/@]*@", "***@", url)

@@ -26,7 +26,8 @@ def test_progress_bar_is_silent_when_output_is_not_a_terminal():
     assert out.getvalue() == ""
 
 
-def test_progress_bar_draws_on_a_terminal():
+def test_progress_bar_draws_on_a_terminal(monkeypatch):
+    monkeypatch.setitem(console._state, "bars", True)  # an earlier `-q` command turned bars off
     out = _Terminal()
     with console.progress(5, "train sparse_ae", "epoch", file=out, mininterval=0) as bar:
         hook = console.epoch_hook(bar)

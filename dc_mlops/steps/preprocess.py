@@ -129,7 +129,7 @@ def feature_spec(table: LSTable, s: PreprocessSettings, mapping: dict[str, str])
     return {"pd": table.feature_set.name, "histograms": list(table.feature_set.histograms),
             "representation": s.representation, "feature_names": table.feature_names,
             "under_overflow": table.under_overflow or s.under_overflow,
-            "conditions": list(table.conditions),
+            "conditions_available": list(table.conditions),
             "conditions_source": table.conditions_source,
             "conditions_granularity": table.conditions_granularity,
             "responsibility": mapping, "min_events": s.min_events}

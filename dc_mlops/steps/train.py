@@ -77,7 +77,8 @@ def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult
         t0 = time.perf_counter()
         scores = detector.score(feature_matrix(test, names, "test split"))
         score_seconds = time.perf_counter() - t0
-        metrics = detection_metrics(test["label"].to_numpy(), scores, "test",
+        judged = test["judged"].to_numpy(bool) if "judged" in test else None
+        metrics = detection_metrics(test["label"].to_numpy(), scores, "test", judged,
                                     test["subsystem"].replace("", "unknown"))
         metrics.update(fit_seconds=detector.fit_seconds_,
                        score_ls_per_second=len(test) / max(score_seconds, 1e-9),
@@ -99,7 +100,7 @@ def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult
 def _log_artifacts(detector, test: pd.DataFrame, scores: np.ndarray, names: list[str],
                    s: TrainSettings) -> None:
     labels = test["label"].to_numpy()
-    roc = roc_table(labels, scores)
+    roc = roc_table(labels, scores, test["judged"].to_numpy(bool) if "judged" in test else None)
     tr.log_frame(roc, "", "roc_curve.csv", fmt="csv")
     tr.log_figure(plots.roc_plot({s.model: roc}, f"{s.model} on {s.pd}: test ROC"), "roc_curve.png")
     tr.log_figure(plots.score_distribution(scores, labels, f"{s.model} on {s.pd}: test decision values",

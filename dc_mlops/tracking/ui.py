@@ -21,6 +21,8 @@ from urllib.parse import urlencode
 
 from mlflow.tracking import MlflowClient
 
+from dc_mlops.errors import redact
+
 #: the runs-table columns a DC expert decides with, in reading order (SPEC §4.2 names)
 DECISIVE_METRICS = ("test_correct_automation_rate", "test_automation_rate",
                     "test_good_as_bad_rate", "test_bad_as_good_rate", "test_contamination",
@@ -102,16 +104,16 @@ def ui_base_url(tracking_uri: str) -> str:
 def runs_url(experiment_id: str, tracking_uri: str = "") -> str:
     """The link that lands on the experiment's runs table with the decisive metrics as
     columns, best correct automation first."""
-    from dc_mlops.tracking.runs import _redact, tracking_uri as current
-    base = _redact(ui_base_url(tracking_uri or current()))
+    from dc_mlops.tracking.runs import tracking_uri as current
+    base = redact(ui_base_url(tracking_uri or current()))
     query = urlencode({"workflowType": "machine_learning", "viewStateShareKey": VIEW_KEY})
     return f"{base}/#/experiments/{experiment_id}/runs?{query}"
 
 
 def model_url(name: str, tracking_uri: str = "") -> str:
     """The registered model's page (its versions and the ``production`` alias)."""
-    from dc_mlops.tracking.runs import _redact, tracking_uri as current
-    base = _redact(ui_base_url(tracking_uri or current()))
+    from dc_mlops.tracking.runs import tracking_uri as current
+    base = redact(ui_base_url(tracking_uri or current()))
     return f"{base}/#/models/{name}?{urlencode({'workflowType': 'machine_learning'})}"
 
 

@@ -146,7 +146,7 @@ def evaluate(detector, data: TuningData) -> dict[str, float]:
     scores = detector.score(data.X_eval)
     if not np.isfinite(scores).all():
         raise DivergedError("non-finite decision values on the validation set")
-    metrics = detection_metrics(data.y_eval, scores, "val", data.subsystem_eval)
+    metrics = detection_metrics(data.y_eval, scores, "val", groups=data.subsystem_eval)
     metrics["fit_seconds"] = detector.fit_seconds_
     history = detector.history_
     if history.get("val_recon"):

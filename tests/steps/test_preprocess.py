@@ -142,7 +142,7 @@ def test_real_pixel_fixture_with_one_reference_run(tracking, shared_data, capsys
     # per-run conditions: one lumi per run, carried into every split
     assert parts["train"]["lumi"].nunique() == 1 and parts["train"]["pileup"].isna().all()
     spec = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/features.json"))
-    assert spec["conditions"] == ["lumi"] and spec["conditions_granularity"] == "run"
+    assert spec["conditions_available"] == ["lumi"] and spec["conditions_granularity"] == "run"
     assert spec["under_overflow"] == "drop" and spec["responsibility"]["PIXEL"] == "ZeroBias"
 
 
@@ -163,7 +163,7 @@ def test_simulated_pd_all_era_feeds_each_pd_with_conditions_and_judged(tracking,
             run_id=res.run_id, artifact_path="splits/test.parquet"))
         assert np.isfinite(test[["lumi", "pileup"]].to_numpy()).all()
         spec = json.loads(mlflow.artifacts.load_text(f"runs:/{res.run_id}/features.json"))
-        assert spec["conditions"] == ["lumi", "pileup"] and spec["conditions_source"] == "era folder"
+        assert spec["conditions_available"] == ["lumi", "pileup"] and spec["conditions_source"] == "era folder"
         judged[pd_name] = res.counts["n_judged"]
         assert res.counts["n_bad"] == judged[pd_name] + sum(
             v for k, v in res.counts.items() if k.startswith("n_bad_subsystem__")

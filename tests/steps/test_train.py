@@ -59,7 +59,7 @@ def test_model_refuses_data_of_another_pd(preprocessed):
 
 
 def test_unknown_model_and_missing_preprocess_run(tracking):
-    with pytest.raises(DataError, match="unknown model 'resnet'"):
-        run_train(TrainSettings(model="resnet", pd="ZeroBias"))
+    with pytest.raises(DataError, match="parameter model: unknown detector.*'resnet'"):
+        TrainSettings(model="resnet", pd="ZeroBias")  # refused before any work
     with pytest.raises(DataError, match="preprocess run 'abc' not found"):
         run_train(TrainSettings(model="pca", pd="ZeroBias", preprocess_run="abc"))

@@ -17,7 +17,7 @@ user picks some. Both are fixed from here, with documented mechanisms only:
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from mlflow.tracking import MlflowClient
 
@@ -93,25 +93,29 @@ def ensure_dashboard(experiment) -> None:
 
 
 def ui_base_url(tracking_uri: str) -> str:
-    """The UI's address: the tracking server itself, else a local ``mlflow ui``."""
+    """The UI's address: the tracking server itself, else a local ``mlflow ui``. Without
+    the credentials a tracking URI may carry: a link is printed and pasted into a browser,
+    which asks for them itself (a masked ``user:***@`` would be sent as the password)."""
     if tracking_uri.startswith(("http://", "https://")):
-        return tracking_uri.rstrip("/")
+        parts = urlsplit(tracking_uri)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
     return LOCAL_UI
 
 
 def runs_url(experiment_id: str, tracking_uri: str = "") -> str:
     """The link that lands on the experiment's runs table with the decisive metrics as
     columns, best correct automation first."""
-    from dc_mlops.tracking.runs import _redact, tracking_uri as current
-    base = _redact(ui_base_url(tracking_uri or current()))
+    from dc_mlops.tracking.runs import tracking_uri as current
+    base = ui_base_url(tracking_uri or current())
     query = urlencode({"workflowType": "machine_learning", "viewStateShareKey": VIEW_KEY})
     return f"{base}/#/experiments/{experiment_id}/runs?{query}"
 
 
 def model_url(name: str, tracking_uri: str = "") -> str:
     """The registered model's page (its versions and the ``production`` alias)."""
-    from dc_mlops.tracking.runs import _redact, tracking_uri as current
-    base = _redact(ui_base_url(tracking_uri or current()))
+    from dc_mlops.tracking.runs import tracking_uri as current
+    base = ui_base_url(tracking_uri or current())
     return f"{base}/#/models/{name}?{urlencode({'workflowType': 'machine_learning'})}"
 
 

@@ -9,10 +9,12 @@ user picks some. Both are fixed from here, with documented mechanisms only:
   ``mlflow.experimentKind = custom_model_development`` (what the UI's own "Machine learning"
   choice writes; older UIs read it instead of the URL);
 * the link carries ``viewStateShareKey=<key>``: the UI's "share view" mechanism, which reads
-  the view (selected columns, sort order) from the experiment tag
-  ``mlflow.sharedViewState.<key>``, written here when the experiment is created. The view
-  shows the decisive metrics as columns, best correct automation first;
-* run names say what a run is (``train sparse_ae ZeroBias seed 0``), through one helper.
+  the view from the experiment tag ``mlflow.sharedViewState.<key>``, written here when the
+  experiment is created (and refreshed by :func:`ensure_dashboard`). The view lists the
+  candidate detectors of the walk-forward evaluations (a search filter on their step tag,
+  which the user clears to see every run), the decisive metrics as the first columns, wide
+  enough to read, best correct automation first;
+* run names say what a run is (``rolling sparse_ae ZeroBias seed 0``), through one helper.
 """
 from __future__ import annotations
 
@@ -26,6 +28,12 @@ DECISIVE_METRICS = ("test_correct_automation_rate", "test_automation_rate",
                     "test_good_as_bad_rate", "test_bad_as_good_rate", "test_contamination",
                     "test_roc_auc")
 SORT_METRIC = DECISIVE_METRICS[0]
+#: the step tag of a candidate run (one detector and seed of an evaluation): the rows of the
+#: landing view. steps/evaluate.py tags its candidates with the same value (a test checks).
+CANDIDATE_STEP = "evaluate-candidate"
+#: pixels: the run name shows its seed; a metric column shows its whole name (about 8 px a
+#: character in the UI's header font) and at least six digits of its value
+NAME_WIDTH = 270
 VIEW_KEY = "dc-mlops-decision"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
@@ -42,14 +50,20 @@ def _column(kind: str, key: str) -> str:
 def view_state() -> dict:
     """The runs-table view behind :data:`VIEW_KEY`: the UI's whole state, not a patch of it
     (the UI replaces its state with what it reads)."""
+    from dc_mlops.tracking.runs import TAG_STEP
+    metrics = [_column("metrics", m) for m in DECISIVE_METRICS]
+    name = _column("attributes", "Run Name")
     return {
-        # search facets
-        "searchFilter": "", "orderByKey": _column("metrics", SORT_METRIC), "orderByAsc": False,
+        # search facets: the candidates, best first
+        "searchFilter": f'tags.{TAG_STEP} = "{CANDIDATE_STEP}"',
+        "orderByKey": _column("metrics", SORT_METRIC), "orderByAsc": False,
         "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs",
         "datasetsFilter": [],
         # UI state: what the table shows (the run name already says model, PD and seed)
-        "selectedColumns": [_column("metrics", m) for m in DECISIVE_METRICS],
-        "columnOrder": [], "columnWidths": {},
+        "selectedColumns": metrics,
+        "columnOrder": [name] + metrics,
+        "columnWidths": {name: NAME_WIDTH} | {_column("metrics", m): max(140, 8 * len(m) + 10)
+                                              for m in DECISIVE_METRICS},
         "runsExpanded": {}, "runsPinned": [],
         "runsHidden": [], "runsVisibilityMap": {}, "runsHiddenMode": "FIRST_10_RUNS",
         "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False,
@@ -65,10 +79,13 @@ def experiment_tags(pd_name: str) -> dict[str, str]:
     return {
         KIND_TAG: KIND,
         VIEW_TAG: json.dumps(view_state(), separators=(",", ":")),
-        NOTE_TAG: (f"dc_mlops runs for primary dataset {pd_name}: preprocess, one train run per "
-                   "detector (its test metrics, figures and model), evaluate (grey zone and "
-                   "comparison), promote (the Production certifier) and certify. Sort by "
-                   f"`{SORT_METRIC}`: the share of LS decided automatically and rightly."),
+        NOTE_TAG: (f"dc_mlops runs for primary dataset {pd_name}. This view lists the candidate "
+                   "detectors of each walk-forward evaluation (protocol, detector, PD, seed), "
+                   f"best `{SORT_METRIC}` first: the share of LS decided automatically and "
+                   "rightly, with the good->BAD and bad->GOOD rates beside it. Each candidate "
+                   "holds its ROC, decision values, drift and the runs with failures; the "
+                   "Production certifier is under Models. Clear the search filter to see the "
+                   "preprocess, evaluate, promote and certify runs."),
     }
 
 

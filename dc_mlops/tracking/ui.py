@@ -33,7 +33,7 @@ SORT_METRIC = DECISIVE_METRICS[0]
 CANDIDATE_STEP = "evaluate-candidate"
 #: pixels: the run name shows its seed; a metric column shows its whole name (about 8 px a
 #: character in the UI's header font) and at least six digits of its value
-NAME_WIDTH = 270
+NAME_WIDTH = 240
 VIEW_KEY = "dc-mlops-decision"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"

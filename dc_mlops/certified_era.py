@@ -163,8 +163,8 @@ def outcome_lines(c: Certification) -> list[str]:
         rate = lambda v: "n/a" if v is None else f"{v:.2%}"  # noqa: E731
         lines.append(f"  against the era's Golden JSON: good->BAD {rate(gab)} "
                      f"({target('max_good_as_bad')}), bad->GOOD {rate(bag)} "
-                     f"({target('max_bad_as_good')}); contamination of the certified JSON "
-                     f"{rate(cont)} of its {_n(n['ls_good'])} LS")
+                     f"({target('max_bad_as_good')}); {rate(cont)} of the {_n(n['ls_good'])} LS "
+                     "certified GOOD are bad (contamination)")
         for name, value, key in (("good->BAD", gab, "max_good_as_bad"),
                                  ("bad->GOOD", bag, "max_bad_as_good")):
             if value is not None and targets[key] and value > max(targets[key]):
@@ -183,10 +183,12 @@ def outcome_lines(c: Certification) -> list[str]:
             alarms.append(f"!! {m['pd']}: t_good rests on {cut.get('n_known_bad')} known bad "
                           f"LS; {cut.get('bad_needed')} are needed to support the bad->GOOD "
                           "target")
+    inside = [p for p, d in s.get("domain", {}).items() if d["in_domain"]]
+    if inside:
+        lines.append(f"  the era is in the domain of the certifier{'s' if len(inside) > 1 else ''}"
+                     f" of {', '.join(inside)}")
     for pd_name, d in s.get("domain", {}).items():
-        if d["in_domain"]:
-            lines.append(f"  {pd_name}: the era is in the certifier's domain")
-        else:
+        if not d["in_domain"]:
             held = "certified GOOD anyway (force)" if s.get("forced") else \
                 "nothing certified GOOD by it, its LS went to review"
             alarms.append(f"!! {pd_name}: the era is OUTSIDE the certifier's domain "

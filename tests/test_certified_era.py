@@ -123,7 +123,8 @@ def test_the_outcome_comes_first_with_the_summarys_figures(cert):
     assert f"bad->GOOD {s['bad_as_good_rate']:.2%}" in golden
     assert any("decided by ZeroBias: " in line and "of dc-certifier-ZeroBias" in line
                for line in lines)
-    assert "ZeroBias: the era is in the certifier's domain" in "\n".join(lines)
+    assert "the era is in the domain of the certifier of ZeroBias" in "\n".join(lines)
+    assert f"of the {n['ls_good']} LS certified GOOD are bad (contamination)" in golden
 
 
 def test_the_outcome_raises_the_alarms(cert):

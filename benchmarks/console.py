@@ -68,6 +68,9 @@ def run(checkout: Path, args: list[str]) -> tuple[int, list[str], float]:
                                      capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", cwd], input=archive, check=True)
             env["PYTHONPATH"] = cwd
+            # as after `. .venv/bin/activate`: the command's `python` is this environment's
+            env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+            env["VIRTUAL_ENV"] = str(Path(sys.executable).parents[1])
             command = [str(Path(sys.executable).parent / "mlflow"), "run", *args[1:]]
         else:
             code = "import sys; from dc_mlops.cli import main; sys.exit(main())"

@@ -16,6 +16,7 @@ Every function returns a matplotlib Figure (the caller logs and closes it).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -403,6 +404,76 @@ def _run_counts(per_run: pd.DataFrame, run) -> str:
         return ""
     c = per_run.loc[run]
     return (f"{int(c.get(GOOD, 0))} G / {int(c.get(GREY, 0))} grey / {int(c.get(BAD, 0))} B")
+
+
+# ---- one LS against its reference -------------------------------------------------------
+LS_COLOR = "black"  # the LS under review: stands out against the blue good-LS reference
+
+
+@dataclass(frozen=True)
+class HistogramPanel:
+    """One histogram of one LS beside a reference of good LS, as shapes (fractions of the
+    entries per bin), so that an LS with fewer events compares with the reference."""
+
+    title: str  # e.g. "ZeroBias: qgTkEta"
+    edges: np.ndarray  # n_bins + 1
+    ls_shape: np.ndarray  # n_bins, sums to 1
+    ls_label: str  # e.g. "run 322930 LS 780"
+    ref_median: np.ndarray | None = None  # n_bins: the reference LS's median shape
+    ref_low: np.ndarray | None = None  # n_bins: their 10 % quantile per bin
+    ref_high: np.ndarray | None = None  # n_bins: their 90 % quantile per bin
+    note: str = ""  # second title line, e.g. "48 % of the score; 4.1x a good LS's departure"
+
+
+def histograms_vs_reference(panels: Sequence[HistogramPanel], title: str,
+                            ncols: int = 3) -> plt.Figure:
+    """The histograms of one LS (black) over its reference: the good LS's median shape (blue
+    line) and their 10-90 % band per bin (shaded), one panel per histogram with the reason
+    for it in its title. Under each, the LS's departure per bin in units of the band's
+    half-width (within +-1: as a typical good LS), since a few-percent shape change is hard
+    to see on the shapes themselves. ``title`` says which LS the reference is."""
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = int(np.ceil(len(panels) / ncols)) if panels else 1
+    fig = plt.figure(figsize=(5.2 * ncols, 5.0 * nrows + 0.8), constrained_layout=True)
+    grid = fig.add_gridspec(2 * nrows, ncols, height_ratios=[3, 1.2] * nrows)
+    for k, p in enumerate(panels):
+        r, col = divmod(k, ncols)
+        ax = fig.add_subplot(grid[2 * r, col])
+        res = fig.add_subplot(grid[2 * r + 1, col], sharex=ax)
+        handles = []
+        band = p.ref_low is not None and p.ref_high is not None
+        if band:
+            handles.append(ax.stairs(p.ref_high, p.edges, baseline=p.ref_low, fill=True,
+                                     color=GOOD_LS_COLOR, alpha=0.22, lw=0,
+                                     label="reference, 10-90 % per bin"))
+        if p.ref_median is not None:
+            handles.append(ax.stairs(p.ref_median, p.edges, color=GOOD_LS_COLOR, lw=1.6,
+                                     label="reference, median"))
+        handles.append(ax.stairs(p.ls_shape, p.edges, color=LS_COLOR, lw=1.4,
+                                 label=p.ls_label))
+        ax.set_title(p.title + (f"\n{p.note}" if p.note else ""), fontsize=10)
+        ax.set_ylabel("fraction of entries")
+        ax.set_ylim(bottom=0)
+        ax.tick_params(labelbottom=False)
+        ax.legend(handles=handles, fontsize=7, loc="best")
+        if band and p.ref_median is not None:
+            half = (np.asarray(p.ref_high) - np.asarray(p.ref_low)) / 2
+            scale = np.where(half > 0, half, np.nan)
+            pull = np.clip((np.asarray(p.ls_shape) - p.ref_median) / scale, -9.9, 9.9)
+            res.axhspan(-1, 1, color=GOOD_LS_COLOR, alpha=0.22, lw=0)
+            res.stairs(np.nan_to_num(pull), p.edges, color=LS_COLOR, lw=1.2)
+            res.axhline(0, color=GOOD_LS_COLOR, lw=1)
+            lim = max(3.0, float(np.nanmax(np.abs(pull), initial=0)) * 1.1)
+            res.set_ylim(-lim, lim)
+            res.set_ylabel("LS - median\n(band half-widths)", fontsize=8)
+        else:
+            res.text(0.5, 0.5, "no reference band (too few good LS)", ha="center",
+                     va="center", transform=res.transAxes, fontsize=8)
+            res.set_yticks([])
+        res.set_xlabel(p.title.rpartition(": ")[2])
+        res.locator_params(axis="x", nbins=6)
+    fig.suptitle(title)
+    return fig
 
 
 # ---- data report ------------------------------------------------------------------------

@@ -9,25 +9,32 @@ user picks some. Both are fixed from here, with documented mechanisms only:
   ``mlflow.experimentKind = custom_model_development`` (what the UI's own "Machine learning"
   choice writes; older UIs read it instead of the URL);
 * the link carries ``viewStateShareKey=<key>``: the UI's "share view" mechanism, which reads
-  the view (selected columns, sort order) from the experiment tag
-  ``mlflow.sharedViewState.<key>``, written here when the experiment is created. The view
-  shows the decisive metrics as columns, best correct automation first;
-* run names say what a run is (``train sparse_ae ZeroBias seed 0``), through one helper.
+  the view from the experiment tag ``mlflow.sharedViewState.<key>``, written here when the
+  experiment is created (and refreshed by :func:`ensure_dashboard`). The view lists the
+  candidate detectors of the walk-forward evaluations (a search filter on their step tag,
+  which the user clears to see every run), the decisive metrics as the first columns, wide
+  enough to read, best correct automation first;
+* run names say what a run is (``rolling sparse_ae ZeroBias seed 0``), through one helper.
 """
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from mlflow.tracking import MlflowClient
 
-from dc_mlops.errors import redact
 
 #: the runs-table columns a DC expert decides with, in reading order (SPEC §4.2 names)
 DECISIVE_METRICS = ("test_correct_automation_rate", "test_automation_rate",
                     "test_good_as_bad_rate", "test_bad_as_good_rate", "test_contamination",
                     "test_roc_auc")
 SORT_METRIC = DECISIVE_METRICS[0]
+#: the step tag of a candidate run (one detector and seed of an evaluation): the rows of the
+#: landing view. steps/evaluate.py tags its candidates with the same value (a test checks).
+CANDIDATE_STEP = "evaluate-candidate"
+#: pixels: the run name shows its seed; a metric column shows its whole name (about 8 px a
+#: character in the UI's header font) and at least six digits of its value
+NAME_WIDTH = 240
 VIEW_KEY = "dc-mlops-decision"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
@@ -44,14 +51,20 @@ def _column(kind: str, key: str) -> str:
 def view_state() -> dict:
     """The runs-table view behind :data:`VIEW_KEY`: the UI's whole state, not a patch of it
     (the UI replaces its state with what it reads)."""
+    from dc_mlops.tracking.runs import TAG_STEP
+    metrics = [_column("metrics", m) for m in DECISIVE_METRICS]
+    name = _column("attributes", "Run Name")
     return {
-        # search facets
-        "searchFilter": "", "orderByKey": _column("metrics", SORT_METRIC), "orderByAsc": False,
+        # search facets: the candidates, best first
+        "searchFilter": f'tags.{TAG_STEP} = "{CANDIDATE_STEP}"',
+        "orderByKey": _column("metrics", SORT_METRIC), "orderByAsc": False,
         "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs",
         "datasetsFilter": [],
         # UI state: what the table shows (the run name already says model, PD and seed)
-        "selectedColumns": [_column("metrics", m) for m in DECISIVE_METRICS],
-        "columnOrder": [], "columnWidths": {},
+        "selectedColumns": metrics,
+        "columnOrder": [name] + metrics,
+        "columnWidths": {name: NAME_WIDTH} | {_column("metrics", m): max(140, 8 * len(m) + 10)
+                                              for m in DECISIVE_METRICS},
         "runsExpanded": {}, "runsPinned": [],
         "runsHidden": [], "runsVisibilityMap": {}, "runsHiddenMode": "FIRST_10_RUNS",
         "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False,
@@ -67,10 +80,13 @@ def experiment_tags(pd_name: str) -> dict[str, str]:
     return {
         KIND_TAG: KIND,
         VIEW_TAG: json.dumps(view_state(), separators=(",", ":")),
-        NOTE_TAG: (f"dc_mlops runs for primary dataset {pd_name}: preprocess, one train run per "
-                   "detector (its test metrics, figures and model), evaluate (grey zone and "
-                   "comparison), promote (the Production certifier) and certify. Sort by "
-                   f"`{SORT_METRIC}`: the share of LS decided automatically and rightly."),
+        NOTE_TAG: (f"dc_mlops runs for primary dataset {pd_name}. This view lists the candidate "
+                   "detectors of each walk-forward evaluation (protocol, detector, PD, seed), "
+                   f"best `{SORT_METRIC}` first: the share of LS decided automatically and "
+                   "rightly, with the good->BAD and bad->GOOD rates beside it. Each candidate "
+                   "holds its ROC, decision values, drift and the runs with failures; the "
+                   "Production certifier is under Models. Clear the search filter to see the "
+                   "preprocess, evaluate, promote and certify runs."),
     }
 
 
@@ -95,9 +111,13 @@ def ensure_dashboard(experiment) -> None:
 
 
 def ui_base_url(tracking_uri: str) -> str:
-    """The UI's address: the tracking server itself, else a local ``mlflow ui``."""
+    """The UI's address: the tracking server itself, else a local ``mlflow ui``. Without
+    the credentials a tracking URI may carry: a link is printed and pasted into a browser,
+    which asks for them itself (a masked ``user:***@`` would be sent as the password)."""
     if tracking_uri.startswith(("http://", "https://")):
-        return tracking_uri.rstrip("/")
+        parts = urlsplit(tracking_uri)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
     return LOCAL_UI
 
 
@@ -105,7 +125,7 @@ def runs_url(experiment_id: str, tracking_uri: str = "") -> str:
     """The link that lands on the experiment's runs table with the decisive metrics as
     columns, best correct automation first."""
     from dc_mlops.tracking.runs import tracking_uri as current
-    base = redact(ui_base_url(tracking_uri or current()))
+    base = ui_base_url(tracking_uri or current())
     query = urlencode({"workflowType": "machine_learning", "viewStateShareKey": VIEW_KEY})
     return f"{base}/#/experiments/{experiment_id}/runs?{query}"
 
@@ -113,7 +133,7 @@ def runs_url(experiment_id: str, tracking_uri: str = "") -> str:
 def model_url(name: str, tracking_uri: str = "") -> str:
     """The registered model's page (its versions and the ``production`` alias)."""
     from dc_mlops.tracking.runs import tracking_uri as current
-    base = redact(ui_base_url(tracking_uri or current()))
+    base = ui_base_url(tracking_uri or current())
     return f"{base}/#/models/{name}?{urlencode({'workflowType': 'machine_learning'})}"
 
 

@@ -198,3 +198,26 @@ def test_data_report_spells_features_and_colours_eras(scored):
     bands = [p for p in along.patches if isinstance(p, (Polygon, Rectangle))]
     assert len(bands) == 2 and _distance(bands[0].get_facecolor(), bands[1].get_facecolor()) > 0.2
     assert {t.get_text() for t in along.texts} == {"2018A", "2018B"}
+
+
+def test_an_ls_against_its_reference_shows_shapes_band_and_departure():
+    edges = np.linspace(0, 10, 11)
+    rng = np.random.default_rng(0)
+    ref = rng.dirichlet(np.full(10, 200.0), size=50)
+    one = ref.mean(axis=0).copy()
+    one[3] += 0.05
+    one /= one.sum()
+    with_ref = plots.HistogramPanel(
+        "ZeroBias: qgTkPhi", edges, one, "run 1 LS 7", np.median(ref, axis=0),
+        np.quantile(ref, 0.1, axis=0), np.quantile(ref, 0.9, axis=0), "48 % of the score")
+    alone = plots.HistogramPanel("ZeroBias: qgTkEta", edges, one, "run 1 LS 7")
+    fig = plots.histograms_vs_reference([with_ref, alone], "run 1 LS 7\nreference: 50 LS")
+    shapes, residual, shapes2, residual2 = fig.axes
+    assert shapes.get_title() == "ZeroBias: qgTkPhi\n48 % of the score"
+    assert [t.get_text() for t in shapes.get_legend().get_texts()] == [
+        "reference, 10-90 % per bin", "reference, median", "run 1 LS 7"]
+    assert residual.get_xlabel() == "qgTkPhi" and "band half-widths" in residual.get_ylabel()
+    low, high = residual.get_ylim()
+    assert high >= 3 and low == -high  # the bin that departs is inside the axis
+    assert [t.get_text() for t in shapes2.get_legend().get_texts()] == ["run 1 LS 7"]
+    assert "no reference band" in residual2.texts[0].get_text()

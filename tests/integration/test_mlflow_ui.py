@@ -5,12 +5,12 @@ Chromium (Debian's `chromium`, installed by .ci/run), the link `main` prints
 (tracking.ui.runs_url) and the certifier's registered-model page; saves screenshots and
 asserts on the rendered DOM what a person looks for:
 
-* the runs table, in the model-training workflow (not the GenAI one), lists the detector
-  runs by their names and shows the decisive metrics as columns: every metric of
-  ``ui.DECISIVE_METRICS`` that some run of the experiment carries (read from the store, so
-  the test follows what evaluate logs), with a value rendered and, once runs carry
-  ``test_correct_automation_rate``, the best run by it listed first;
-* the registered model's page shows the ``production`` alias on a version.
+* the runs table, in the model-training workflow (not the GenAI one), lists the candidate
+  runs of the evaluation (one per detector and seed, by name) and only them, and shows the
+  decisive metrics as columns: every metric of ``ui.DECISIVE_METRICS`` (each candidate
+  carries them all), with values rendered and the best candidate by
+  ``test_correct_automation_rate`` listed first;
+* the registered model's page shows the ``production`` alias on the Production version.
 """
 import json
 import os
@@ -32,6 +32,7 @@ from mlflow.tracking import MlflowClient
 from dc_mlops.steps.main import MAIN_MODELS
 from dc_mlops.tracking import ui
 from dc_mlops.tracking.registry import ALIAS, certifier_name
+from tests.integration.conftest import certified
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -87,11 +88,15 @@ def _column_header(col_id: str, dom: str) -> bool:
 
 
 def _rendered(value: float, dom: str) -> bool:
-    """The UI writes a metric in full (JavaScript's shortest form) or rounded."""
-    forms = {repr(value), f"{value:.3g}", f"{value:.3f}", f"{value:.4f}"}
+    """The UI writes a metric in full (JavaScript's shortest form) or rounded (to 3 or 4
+    decimals, trailing zeros dropped: 0.0597 shows as 0.06)."""
+    forms = {repr(value), f"{value:.3g}"}
+    for decimals in (3, 4):
+        fixed = f"{value:.{decimals}f}"
+        forms |= {fixed, fixed.rstrip("0").rstrip(".")}
     if float(value).is_integer():
         forms.add(str(int(value)))
-    return any(f in dom for f in forms)
+    return any(re.search(rf"(?<![\d.]){re.escape(f)}(?![\d])", dom) for f in forms if f)
 
 
 @pytest.fixture
@@ -102,12 +107,15 @@ def store_facts(main_store) -> dict:
         client = MlflowClient()
         exp = client.get_experiment_by_name("dc-mlops-ZeroBias")
         runs = client.search_runs([exp.experiment_id])
-        production = client.get_model_version_by_alias(certifier_name("ZeroBias"), ALIAS)
+        try:
+            production = client.get_model_version_by_alias(certifier_name("ZeroBias"), ALIAS)
+        except mlflow.exceptions.MlflowException:
+            production = None
     finally:
         mlflow.set_tracking_uri(None)
-    carried = [m for m in ui.DECISIVE_METRICS if any(m in r.data.metrics for r in runs)]
-    return {"experiment_id": exp.experiment_id, "runs": runs, "metrics": carried,
-            "production_version": production.version}
+    candidates = [r for r in runs if r.data.tags.get("dc_mlops.step") == ui.CANDIDATE_STEP]
+    return {"experiment_id": exp.experiment_id, "runs": runs, "candidates": candidates,
+            "production_version": production.version if production else None}
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
@@ -123,30 +131,28 @@ def test_the_printed_link_lands_on_the_runs_with_the_decisive_metrics(
     # the model-training navigation (Runs, Models), not the GenAI one (Judges, Prompts...)
     assert ">Judges<" not in dom and ">Prompts<" not in dom and ">Models<" in dom, \
         "the page is in the GenAI workflow, not model training"
-    names = [r.info.run_name for r in store_facts["runs"]
-             if r.data.tags.get("dc_mlops.step") == "train"]
-    assert {r.data.params.get("model") for r in store_facts["runs"]
-            if r.data.tags.get("dc_mlops.step") == "train"} == set(MAIN_MODELS)
-    for name in names:
-        assert name in dom, f"run {name!r} is not listed on the landing page"
-    assert store_facts["metrics"], "no run carries any of the decisive metrics"
-    for metric in store_facts["metrics"]:
+    candidates = store_facts["candidates"]
+    assert {r.data.params.get("model") for r in candidates} == set(MAIN_MODELS.split(","))
+    for run in candidates:
+        assert run.info.run_name in dom, f"candidate {run.info.run_name!r} is not listed"
+    others = {r.info.run_name for r in store_facts["runs"]} - {r.info.run_name for r in candidates}
+    assert others and not [n for n in others if f">{n}<" in dom], \
+        "runs other than the candidates are listed"
+    for metric in ui.DECISIVE_METRICS:
+        assert all(metric in r.data.metrics for r in candidates), metric
         assert _column_header(f"metrics.`{metric}`", dom), \
             f"column {metric} is not shown on the landing page"
-    sort = store_facts["metrics"][0]
-    carrying = [r for r in store_facts["runs"] if sort in r.data.metrics]
-    assert any(_rendered(r.data.metrics[sort], dom) for r in carrying), \
-        f"no value of {sort} is rendered"
-    if sort == ui.SORT_METRIC:  # the best run by the sort metric is the first row
-        best = max(carrying, key=lambda r: r.data.metrics[sort]).info.run_name
-        others = [r.info.run_name for r in carrying if r.info.run_name != best]
-        assert all(dom.index(best) < dom.index(n) for n in others if n in dom), \
-            f"{best} (highest {sort}) is not listed first"
+        assert any(_rendered(r.data.metrics[metric], dom) for r in candidates), \
+            f"no value of {metric} is rendered"
+    best = max(candidates, key=lambda r: r.data.metrics[ui.SORT_METRIC]).info.run_name
+    assert all(dom.index(best) <= dom.index(r.info.run_name) for r in candidates), \
+        f"{best} (highest {ui.SORT_METRIC}) is not listed first"
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 def test_the_model_page_shows_the_production_alias(main_store, ui_server, store_facts,
                                                    tmp_path):
+    certified(main_store)  # main promoted a certifier and certified with it
     name = certifier_name("ZeroBias")
     dom = _chromium(ui.model_url(name, ui_server), screenshot=tmp_path / "model.png")
     assert name in dom
@@ -158,12 +164,12 @@ def test_the_model_page_shows_the_production_alias(main_store, ui_server, store_
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 def test_the_run_comparison_shows_each_detectors_metrics(main_store, ui_server, store_facts,
                                                          tmp_path):
-    train = [r for r in store_facts["runs"] if r.data.tags.get("dc_mlops.step") == "train"]
+    train = store_facts["candidates"]
     ids = urllib.parse.quote(json.dumps([r.info.run_id for r in train]))
     exp = urllib.parse.quote(json.dumps([store_facts["experiment_id"]]))
     compare = _chromium(f"{ui_server}/#/compare-runs?runs={ids}&experiments={exp}",
                         screenshot=tmp_path / "compare.png")
-    assert "test_roc_auc" in compare
-    shown = [r.data.metrics["test_roc_auc"] for r in train if "test_roc_auc" in r.data.metrics]
-    assert any(_rendered(v, compare) for v in shown), \
-        "no test_roc_auc value rendered in the run comparison"
+    for metric in (ui.SORT_METRIC, "test_roc_auc"):
+        assert metric in compare
+        assert all(_rendered(r.data.metrics[metric], compare) for r in train), \
+            f"a candidate's {metric} is not rendered in the run comparison"

@@ -20,6 +20,14 @@ def test_new_experiment_opens_as_a_model_training_dashboard(tracking):
     assert view["selectedColumns"] == [f"metrics.`{m}`" for m in ui.DECISIVE_METRICS]
     assert view["orderByKey"] == "metrics.`test_correct_automation_rate`"
     assert view["orderByAsc"] is False
+    # the rows are the evaluation's candidates, the decisive metrics the first columns
+    assert view["searchFilter"] == f'tags.{tr.TAG_STEP} = "{ui.CANDIDATE_STEP}"'
+    assert view["columnOrder"] == ["attributes.`Run Name`"] + view["selectedColumns"]
+
+
+def test_the_view_lists_the_candidates_evaluate_logs():
+    from dc_mlops.steps.evaluate import CANDIDATE_STEP
+    assert ui.CANDIDATE_STEP == CANDIDATE_STEP
 
 
 def test_existing_experiment_gets_the_tags_and_keeps_its_description(tracking):
@@ -35,7 +43,7 @@ def test_runs_link_lands_on_the_runs_view_with_the_shared_columns():
     url = ui.runs_url("7", "http://user:secret@mlflow.example.org:5000/")
     parts = urlsplit(url)
     assert "secret" not in url
-    assert parts.netloc.endswith("mlflow.example.org:5000")
+    assert parts.netloc == "mlflow.example.org:5000"
     path, _, query = parts.fragment.partition("?")
     assert path == "/experiments/7/runs"
     assert parse_qs(query) == {"workflowType": ["machine_learning"],

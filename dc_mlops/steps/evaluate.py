@@ -46,11 +46,10 @@ from dc_mlops.settings import EvaluateSettings
 from dc_mlops.steps.inputs import resolve_preprocess_run
 from dc_mlops.tracking import runs as tr
 from dc_mlops.tracking.models import log_detector_model
-from dc_mlops.tracking.ui import run_name
+from dc_mlops.tracking.ui import CANDIDATE_STEP, run_name
 
 log = logging.getLogger("dc_mlops")
 STEP = "evaluate"
-CANDIDATE_STEP = "evaluate-candidate"
 SPLITS = ("train", "val", "calib", "test", "known_bad")
 MAX_CALIBRATION_SCORES = 20000
 
@@ -136,7 +135,10 @@ def run_evaluate(s: EvaluateSettings) -> EvaluateResult:
                         "n_models_meeting_targets": int(comparison["meets_targets"].sum())})
         tr.set_tag("dc_mlops.best_model", str(best["model"]) if best["meets_targets"] else "")
         _log_evaluation(s, candidates, comparison, results)
-    for r in comparison.itertuples():
+    meets = dict(zip(comparison["model"], comparison["meets_targets"]))
+    for row in candidates.itertuples():  # the runs table can show which candidates qualify
+        tr.log_run_metrics(row.candidate_run_id, {"meets_targets": float(meets[row.model])})
+    for r in comparison.itertuples() if len(s.seed_list) > 1 else ():
         log.info("evaluate %s %-10s correct automation %.3f, automation %.3f, good->BAD %.4f, "
                  "bad->GOOD %.4f, ROC AUC %.3f%s", s.pd, r.model,
                  r.test_correct_automation_rate_mean, r.test_automation_rate_mean,

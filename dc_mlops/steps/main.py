@@ -30,7 +30,15 @@ log = logging.getLogger("dc_mlops")
 #: the chain's budget: a fast baseline and an autoencoder, one seed, a walk of a few steps
 MAIN_MODELS = "pca,vanilla_ae"
 MAIN_SEEDS = "0"
-MAIN_WALK = dict(window_runs=24, calib_runs=6, step_runs=12, conditions="none")  # TODO: pileup after the detector merge
+
+
+def main_walk(n_runs: int) -> dict:
+    """Walk-forward sizes for the simulated history: ``evaluate``'s defaults are made for a
+    real era (hundreds of runs); main's history has tens, so its window holds ~45 % of them
+    and the rest is certified in about four steps."""
+    window = max(6, round(0.45 * n_runs))
+    return dict(window_runs=window, calib_runs=max(2, window // 4),
+                step_runs=max(3, round(0.14 * n_runs)))
 HISTORY_ERAS = "2018A,2018B,2018C,2018D"
 NEW_ERA = "2018D"
 MAIN_EXPERIMENT = "dc-mlops"
@@ -63,8 +71,9 @@ def run_main(s: MainSettings) -> dict:
     with detached_from_launcher():  # under `mlflow run`, the launcher points at main's run
         for pd_name in pds:
             pre = run_preprocess(PreprocessSettings(pd=pd_name, data=str(history)))
+            walk = main_walk(_n_runs(history))
             ev = run_evaluate(EvaluateSettings(pd=pd_name, models=MAIN_MODELS, seeds=MAIN_SEEDS,
-                                               preprocess_run=pre.run_id, **MAIN_WALK))
+                                               preprocess_run=pre.run_id, **walk))
             promo = run_promote(PromoteSettings(pd=pd_name, evaluation_run=ev.run_id))
             results.append(_PDResult(pd_name, pre.run_id, ev, promo))
         certifiable = [r.pd for r in results if r.promotion.production]
@@ -80,7 +89,7 @@ def run_main(s: MainSettings) -> dict:
                                                   r.evaluation.run_id for r in results},
                               **({"dc_mlops.certify_run": cert.run_id} if cert else {})}) as run:
         tr.log_params({"pd": s.pd, "n_ls": s.n_ls, "seed": s.seed, "models": MAIN_MODELS,
-                       "seeds": MAIN_SEEDS, **MAIN_WALK})
+                       "seeds": MAIN_SEEDS, **main_walk(_n_runs(history))})
         if cert is not None:
             tr.log_metrics({k: v for k, v in cert.summary.items()
                             if k in ("automation", "good_as_bad_rate", "bad_as_good_rate",
@@ -91,18 +100,23 @@ def run_main(s: MainSettings) -> dict:
             "out": str(out) if cert else ""}
 
 
+def _n_runs(era: Path) -> int:
+    import pandas as pd
+    return int(pd.read_parquet(era / "conditions.parquet", columns=["run"])["run"].nunique())
+
+
 def summary_lines(s: MainSettings, results: list[_PDResult], cert) -> list[str]:
     """What a DC expert reads at the end: per PD, then the certified era, then any alarm."""
     alarms: list[str] = []
     lines = ["", "== dc_mlops main: done ==",
-             f"{'PD':<11} {'detector':<11} {'version':>7} {'correct auto':>12} "
+             f"{'PD':<11} {'best now':<11} {'Production':>14} {'correct auto':>12} "
              f"{'good->BAD':>9} {'bad->GOOD':>9} {'ROC AUC':>7}"]
     for r in results:
         comp = r.evaluation.comparison
         best = comp.iloc[0]
         promo = r.promotion
-        version = promo.production or "-"
-        lines.append(f"{r.pd:<11} {best['model']:<11} {version:>7} "
+        version = f"v{promo.production} {promo.production_model}" if promo.production else "none"
+        lines.append(f"{r.pd:<11} {best['model']:<11} {version:>14} "
                      f"{best['test_correct_automation_rate_mean']:>12.3f} "
                      f"{best['test_good_as_bad_rate_mean']:>9.4f} "
                      f"{best['test_bad_as_good_rate_mean']:>9.4f} "

@@ -50,6 +50,7 @@ class PromoteResult:
     reason: str
     version: str | None
     production: str | None = None  # the Production version after this promote
+    production_model: str = ""  # and its detector
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ def run_promote(s: PromoteSettings) -> PromoteResult:
     verdict = (f"version {version} is Production" if version else
                f"Production stays {'version ' + now if now else 'empty'}")
     log.info("promote %s: %s (%s)", name, verdict, decision.reason)
-    return PromoteResult(run.info.run_id, decision.promote, decision.reason, version, now)
+    return PromoteResult(run.info.run_id, decision.promote, decision.reason, version, now,
+                         production.tags.get("dc_mlops.model", "") if production else "")
 
 
 def _decide(s: PromoteSettings, ranking: pd.DataFrame, best: pd.Series, champion, eval_run: str,
@@ -194,6 +196,7 @@ def _register(s: PromoteSettings, best: pd.Series, eval_run: str, info, reason: 
             "dc_mlops.t_good": f"{best['t_good']:.6g}", "dc_mlops.t_bad": f"{best['t_bad']:.6g}",
             **{f"dc_mlops.{k}": f"{float(best[k]):.6f}" for k in FIGURES if k in best}}
     mv = reg.register(str(best["model_uri"]), name, tags,
-                      f"{best['model']} seed {best['seed']} (evaluation {eval_run}): {reason}")
+                      f"{_figures_text(best)}; {best['model']} seed {best['seed']}, evaluation "
+                      f"{eval_run}: {reason}")
     reg.make_production(name, str(mv.version))
     return str(mv.version)

@@ -295,6 +295,13 @@ def log_params(params: dict) -> None:
     mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
 
 
+def log_run_metrics(run_id: str, metrics: dict[str, float]) -> None:
+    """Metrics on a run that is not the active one (e.g. a finished candidate run)."""
+    client = MlflowClient()
+    for k, v in metrics.items():
+        client.log_metric(run_id, k, float(v))
+
+
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 

@@ -21,13 +21,30 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import NearestNeighbors
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
 from sklearn.svm import OneClassSVM
 
 from dc_mlops.detectors.base import Detector, EpochCallback
 from dc_mlops.errors import DataError
 
 MODEL_FILE = "model.joblib"
+
+
+SCALINGS = ("standard", "minmax", "none")
+
+
+def _scaler(scaling: str):
+    """The per-feature scaler of a distance- or variance-based baseline."""
+    if scaling == "standard":
+        return StandardScaler()
+    if scaling == "minmax":
+        return MinMaxScaler()
+    return FunctionTransformer()  # "none": identity, same interface
+
+
+def _check_scaling(name: str, scaling: str) -> None:
+    if scaling not in SCALINGS:
+        raise DataError(f"{name}: scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
 
 
 def _subsample(X: np.ndarray, max_samples: int | None, seed: int) -> np.ndarray:
@@ -65,13 +82,15 @@ class OCSVMDetector(_SklearnDetector):
     _fitted = ("scaler_", "svm_")
 
     def __init__(self, *, nu: float = 0.01, gamma: str | float = "scale",
-                 max_samples: int = 10_000, seed: int = 0):
+                 scaling: str = "standard", max_samples: int = 10_000, seed: int = 0):
         self.nu = nu
         self.gamma = gamma
+        self.scaling = scaling
         self.max_samples = max_samples
         self.seed = seed
 
     def _validate_params(self, X: np.ndarray) -> None:
+        _check_scaling(self.name, self.scaling)
         if not 0 < self.nu <= 1:
             raise DataError(f"ocsvm: nu must be in (0, 1], got {self.nu!r}")
         if self.max_samples < 1:
@@ -79,7 +98,7 @@ class OCSVMDetector(_SklearnDetector):
 
     def _fit_sklearn(self, X: np.ndarray) -> None:
         X = _subsample(X, self.max_samples, self.seed)
-        self.scaler_ = StandardScaler().fit(X)
+        self.scaler_ = _scaler(self.scaling).fit(X)
         self.svm_ = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma)
         self.svm_.fit(self.scaler_.transform(X))
 
@@ -121,11 +140,14 @@ class PCADetector(_SklearnDetector):
     supports_explain = True
     _fitted = ("scaler_", "pca_")
 
-    def __init__(self, *, n_components: int | float = 0.95, seed: int = 0):
+    def __init__(self, *, n_components: int | float = 0.95, scaling: str = "standard",
+                 seed: int = 0):
         self.n_components = n_components
+        self.scaling = scaling
         self.seed = seed
 
     def _validate_params(self, X: np.ndarray) -> None:
+        _check_scaling(self.name, self.scaling)
         n = self.n_components
         ok = (0 < n < 1) if isinstance(n, float) else (isinstance(n, int) and 0 < n)
         if not ok:
@@ -133,7 +155,7 @@ class PCADetector(_SklearnDetector):
                             f"got {n!r}")
 
     def _fit_sklearn(self, X: np.ndarray) -> None:
-        self.scaler_ = StandardScaler().fit(X)
+        self.scaler_ = _scaler(self.scaling).fit(X)
         n = self.n_components
         if isinstance(n, int):
             n = min(n, X.shape[1], X.shape[0])
@@ -161,18 +183,21 @@ class KNNDetector(_SklearnDetector):
     supports_explain = True
     _fitted = ("scaler_", "nn_", "reference_")
 
-    def __init__(self, *, n_neighbors: int = 5, max_samples: int = 20_000, seed: int = 0):
+    def __init__(self, *, n_neighbors: int = 5, scaling: str = "standard",
+                 max_samples: int = 20_000, seed: int = 0):
         self.n_neighbors = n_neighbors
+        self.scaling = scaling
         self.max_samples = max_samples
         self.seed = seed
 
     def _validate_params(self, X: np.ndarray) -> None:
+        _check_scaling(self.name, self.scaling)
         if self.n_neighbors < 1 or self.max_samples < 1:
             raise DataError("knn: n_neighbors and max_samples must be positive")
 
     def _fit_sklearn(self, X: np.ndarray) -> None:
         X = _subsample(X, self.max_samples, self.seed)
-        self.scaler_ = StandardScaler().fit(X)
+        self.scaler_ = _scaler(self.scaling).fit(X)
         self.reference_ = self.scaler_.transform(X)
         k = min(int(self.n_neighbors), X.shape[0])
         self.nn_ = NearestNeighbors(n_neighbors=k).fit(self.reference_)

@@ -1,0 +1,95 @@
+"""A small same-era simulated split for detector tests and benchmarks, built in one place.
+
+Why one helper: the detector tests and ``benchmarks/conditions.py`` judge every detector on
+"failures of the PD's own subsystems at moderate visibility", and what that means will move
+to the data layer's per-PD truth table when the new simulator lands. Until then the
+selection is :func:`judged_failures`: failure LS of the subsystems the PD certifies
+(ZeroBias: TRACKER/PIXEL, JetHT: HCAL/JETMET, EGamma: ECAL, SingleMuon: MUON) whose
+``failure_shifts`` visibility lies in ``shift_range`` (2-8 LS-to-LS standard deviations of
+the most-shifted summary number: not invisible, not a 13σ give-away). Switch it there.
+
+The split goes through the product's own path (era folder → ``load_ls_table``, LS below
+``MIN_EVENTS`` dropped) and adds the ``pileup`` column from the simulator's LS table. Runs of
+one era are shuffled with a seed: half the LS (whole runs) train, 15 % validate, the rest
+test. The test part holds the good LS of the test runs and the judged failures of *every*
+run (bad LS are never trained on; a run-wise split alone leaves too few failure blocks in a
+few-second simulation); other bad LS (other subsystems, DCS, low statistics) are left out.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dc_mlops.data.lstable import LabelOptions, load_ls_table
+from dc_mlops.data.simulator import failure_shifts, simulate, write_era
+from dc_mlops.data.simulator.failures import SCENARIOS
+from dc_mlops.settings import MIN_EVENTS
+
+#: subsystems each PD certifies (SPEC §2.5); the data layer's responsibility map replaces it
+PD_SUBSYSTEMS = {"ZeroBias": ("TRACKER", "PIXEL"), "JetHT": ("HCAL", "JETMET"),
+                 "EGamma": ("ECAL",), "SingleMuon": ("MUON",)}
+MODERATE = (2.0, 8.0)
+
+
+@dataclass(frozen=True)
+class SimSplit:
+    """Good train/val LS and a test set of good LS plus judged failures, with pile-up."""
+
+    pd: str
+    feature_names: list[str]
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+
+    def X(self, part: str) -> np.ndarray:
+        return getattr(self, part)[self.feature_names].to_numpy(np.float64)
+
+    def c(self, part: str, column: str = "pileup") -> np.ndarray:
+        return getattr(self, part)[column].to_numpy(np.float64)
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.test["label"].to_numpy()
+
+
+def judged_failures(sim, pd_name: str, shift_range: tuple[float, float] = MODERATE
+                    ) -> pd.DataFrame:
+    """(run, ls, scenario, shift) of the failure LS the PD's detector is judged on."""
+    shifts = failure_shifts(sim)
+    own = shifts["scenario"].map(SCENARIOS).isin(PD_SUBSYSTEMS[pd_name])
+    lo, hi = shift_range
+    return shifts[own & shifts["shift"].between(lo, hi)].reset_index(drop=True)
+
+
+@lru_cache(maxsize=8)
+def same_era_split(pd_name: str = "ZeroBias", n_ls: int = 15000, era: str = "2018B",
+                   seed: int = 12, split_seed: int = 0,
+                   shift_range: tuple[float, float] = MODERATE) -> SimSplit:
+    """The split described in the module docstring (cached: tests share it)."""
+    sim = simulate(pd_name, eras=[era], n_ls=n_ls, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_era(sim, Path(tmp) / "era")
+        table = load_ls_table(str(Path(tmp) / "era"), pd_name, LabelOptions())
+    cond = sim.lumisections[["run", "ls", "pileup"]].rename(columns={"run": "runId",
+                                                                     "ls": "lumiId"})
+    frame = table.frame.merge(cond, on=["runId", "lumiId"], how="left", validate="1:1")
+    frame = frame[frame["EventsPerLs"].to_numpy() >= MIN_EVENTS].reset_index(drop=True)
+    judged = judged_failures(sim, pd_name, shift_range)
+    key = pd.MultiIndex.from_frame(frame[["runId", "lumiId"]])
+    is_judged = key.isin(pd.MultiIndex.from_arrays([judged["run"], judged["ls"]]))
+    runs, counts = np.unique(frame["runId"].to_numpy(), return_counts=True)
+    order = np.random.default_rng(split_seed).permutation(len(runs))
+    mid = (np.cumsum(counts[order]) - 0.5 * counts[order]) / counts.sum()
+    part_of = dict(zip(runs[order].tolist(),
+                       np.where(mid < 0.5, "train", np.where(mid < 0.65, "val", "test"))))
+    part = frame["runId"].map(part_of).to_numpy()
+    good = frame["label"].to_numpy() == 0
+    return SimSplit(pd_name, list(table.feature_names),
+                    train=frame[good & (part == "train")].reset_index(drop=True),
+                    val=frame[good & (part == "val")].reset_index(drop=True),
+                    test=frame[(good & (part == "test")) | is_judged].reset_index(drop=True))

@@ -242,3 +242,51 @@ def _robust_quadratic(X: np.ndarray, c: np.ndarray, rng: tuple[float, float]
     grid = np.linspace(lo, hi, 33)
     tg = (grid - (lo + hi) / 2) / half
     return grid, np.stack([np.ones_like(tg), tg, tg * tg], axis=1) @ coef
+
+
+# ---- which column of an LS table ------------------------------------------------------
+def conditions_column(choice: str, train: Any, others: dict[str, Any] | None = None,
+                      where: str = "the data") -> str:
+    """The LS-table column a ``conditions`` setting (``pileup``, ``lumi``, ``none``) means.
+
+    ``train`` is the training LS table, ``others`` the other parts that will be scored
+    (name -> table). The column must be present, finite for every LS and varying over the
+    training LS, else a one-line DataError naming ``where`` says to give a conditions table
+    or ``conditions=none``. One fallback, logged: ``pileup`` unknown for *every* LS (no
+    column, or all NaN: feature tables carry only ``lumi``) but ``lumi`` usable → ``lumi``,
+    which is proportional to pile-up within a fill (SPEC §2.4) and the next best thing.
+    """
+    import logging
+
+    if choice == "none":
+        return "none"
+    if choice not in ("pileup", "lumi"):
+        raise DataError(f"unknown conditions {choice!r}: use pileup, lumi or none")
+    parts = {"training": train, **(others or {})}
+
+    def unknown_everywhere(col: str) -> bool:
+        return all(col not in t.columns or (len(t) and t[col].isna().all())
+                   for t in parts.values())
+
+    def problem(col: str) -> str | None:
+        for name, t in parts.items():
+            if col not in t.columns:
+                return f"has no {col!r} column in its {name} LS"
+            bad = ~np.isfinite(t[col].to_numpy(np.float64))
+            if bad.any():
+                return f"has no {col} value for {int(bad.sum())} of its {len(t)} {name} LS"
+        n = len(np.unique(train[col].to_numpy(np.float64)))
+        if n < MIN_DISTINCT:
+            return f"has only {n} distinct {col} value(s) over its training LS"
+        return None
+
+    col = choice
+    if choice == "pileup" and unknown_everywhere("pileup") and problem("lumi") is None:
+        logging.getLogger("dc_mlops").info(
+            "%s has no pile-up: correcting for luminosity (lumi) instead", where)
+        col = "lumi"
+    why = problem(col)
+    if why:
+        raise DataError(f"{where} {why}: give preprocess a conditions table (run, ls, lumi, "
+                        "pileup) or train with conditions=none")
+    return col

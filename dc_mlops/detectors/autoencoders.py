@@ -52,6 +52,9 @@ MIN_STEPS_PER_EPOCH = 16
 MIN_BATCH = 16
 #: a val_loss lower by less than this share of the best does not reset the patience
 MIN_REL_IMPROVEMENT = 1e-3
+#: optimiser steps per call into the backend: less Python per step (TensorFlow on 2 cores
+#: 295 -> 227 ms per epoch of 7380 LS x 98 features; JAX 82 -> 47 ms)
+STEPS_PER_EXECUTION = 32
 
 
 class _Epochs(keras.callbacks.Callback):
@@ -227,9 +230,15 @@ class Autoencoder(Detector):
                         terms=self.terms, lambda_sparse=self.lambda_sparse,
                         sparse_on=self.sparse_on, lambda_contractive=self.lambda_contractive,
                         kl_weight=self.kl_weight, seed=int(self.seed))
-        model.compile(optimizer=keras.optimizers.Adam(
-            learning_rate=self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2))
         self.plan_ = self.training_plan(X.shape[0])
+        # XLA takes minutes to compile TensorFlow's batch_jacobian, and runs it no faster
+        jit = "auto"
+        if "contractive" in self.terms and keras.backend.backend() == "tensorflow":
+            jit = False
+        per_call = 1 if keras.backend.backend() == "torch" else STEPS_PER_EXECUTION  # torch: 1
+        model.compile(optimizer=keras.optimizers.Adam(
+            learning_rate=self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2),
+            steps_per_execution=min(per_call, self.plan_["steps_per_epoch"]), jit_compile=jit)
         epochs = _Epochs(self, on_epoch_end, self.plan_["patience"], self.plan_["max_epochs"])
         model.fit(self._scale(X), validation_data=(self._scale(X_val),),
                   epochs=self.plan_["max_epochs"], batch_size=self.plan_["batch_size"],
@@ -249,15 +258,22 @@ class Autoencoder(Detector):
         scaled = (X - self.data_min_) / self.data_range_
         return np.clip(scaled, *CLIP_RANGE).astype(np.float32)
 
-    def reconstruct(self, X: np.ndarray) -> np.ndarray:
-        """The model's output for already corrected rows, in the scaled [0, 1] space
-        (used by tests and benchmarks to check that the output still varies)."""
-        return _infer(self.model_, self._scale(np.asarray(X, dtype=np.float64)))
+    def output_spread(self, X: Any, conditions: Any = None) -> float:
+        """How much the reconstruction varies across LS, relative to the input (scaled space):
+        mean over features of std(x̂) / mean over features of std(x).
 
-    def encode(self, X: np.ndarray) -> np.ndarray:
-        """The code h(x) (latent mean for a VAE) of already corrected rows."""
-        return keras.ops.convert_to_numpy(
-            self.model_.encode_mean(self._scale(np.asarray(X, dtype=np.float64))))
+        A collapsed model (every LS reconstructed alike, issue 11: the study's sparse term
+        left 1e-5 of the input's variation) scores ~0 and is then no better than distance
+        to a fixed point; a working one is well above 0.1. ``train`` logs it.
+        """
+        x = np.concatenate([self._scale(b) for b in self._batches(X, conditions)])
+        x_hat = _infer(self.model_, x)
+        return float(x_hat.std(axis=0).mean() / max(float(x.std(axis=0).mean()), 1e-12))
+
+    def encode(self, X: Any, conditions: Any = None) -> np.ndarray:
+        """The code h(x) (latent mean for a VAE) of each LS."""
+        return np.concatenate([keras.ops.convert_to_numpy(self.model_.encode_mean(
+            self._scale(b))) for b in self._batches(X, conditions)])
 
     def _explain_batch(self, X: np.ndarray) -> np.ndarray:
         x = self._scale(X)

@@ -140,7 +140,7 @@ class PCADetector(_SklearnDetector):
     supports_explain = True
     _fitted = ("scaler_", "pca_")
 
-    def __init__(self, *, n_components: int | float = 0.95, scaling: str = "standard",
+    def __init__(self, *, n_components: int | float = 5, scaling: str = "minmax",
                  seed: int = 0):
         self.n_components = n_components
         self.scaling = scaling

@@ -32,7 +32,7 @@ from dc_mlops.evaluation.drift import domain_report
 from dc_mlops.evaluation.greyzone import BAD, GOOD, GREY, decision_metrics
 from dc_mlops.settings import CertifySettings
 from dc_mlops.tracking import runs as tr
-from dc_mlops.tracking.models import load_model
+from dc_mlops.tracking.models import conditions_of, load_model
 from dc_mlops.tracking.registry import production_uri
 
 log = logging.getLogger("dc_mlops")
@@ -77,7 +77,8 @@ def run_certify(s: CertifySettings) -> CertifyResult:
     ls = ls.drop(columns=spec["feature_names"])  # from here on the matrix X is the features
     log.info("certify: scoring %d LS of %s with %s", len(ls), s.data, uri)
     # the pyfunc's own scoring, on the float32 matrix (no float64 DataFrame of the whole era)
-    scored = model.unwrap_python_model().decide(X)
+    conditions = conditions_of(ls, spec)
+    scored = model.unwrap_python_model().decide(X, conditions)
     ls["score"], ls["decision"] = scored["score"].to_numpy(), scored["decision"].to_numpy()
     domain = domain_report(X, spec["feature_names"], spec["feature_min"], spec["feature_max"],
                            ls["score"].to_numpy(), np.asarray(spec["calibration_scores"]))
@@ -88,7 +89,7 @@ def run_certify(s: CertifySettings) -> CertifyResult:
                     100 * domain["share_ls_outside_ranges"],
                     domain["score_ks_distance_to_calibration"])
     summary = _summary(s, uri, spec, frame, ls, low, domain)
-    grey = _grey_zone(model, ls, X, spec)
+    grey = _grey_zone(model, ls, X, spec, conditions)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.partial-", dir=out.parent) as tmp:
         staging = Path(tmp) / "out"
@@ -128,8 +129,8 @@ def _summary(s, uri, spec, frame, ls, low, domain) -> dict:
     return summary
 
 
-def _grey_zone(model, ls: pd.DataFrame, X: np.ndarray, spec: dict, batch: int = 16384
-               ) -> pd.DataFrame:
+def _grey_zone(model, ls: pd.DataFrame, X: np.ndarray, spec: dict,
+               conditions: np.ndarray | None, batch: int = 16384) -> pd.DataFrame:
     """Grey-zone LS with the histograms that contribute most to each score.
 
     Contributions are summed per histogram batch by batch (an indicator-matrix product), so
@@ -146,9 +147,11 @@ def _grey_zone(model, ls: pd.DataFrame, X: np.ndarray, spec: dict, batch: int = 
     member = np.zeros((len(names), len(hists)))
     member[np.arange(len(names)), [hists.index(f.rsplit("_", 1)[0]) for f in names]] = 1.0
     X = X[mask]
+    c = None if conditions is None else conditions[mask]
     labels = []
     for start in range(0, len(X), batch):
-        per_hist = detector.explain(X[start:start + batch]) @ member
+        part = None if c is None else c[start:start + batch]
+        per_hist = detector.explain(X[start:start + batch], part) @ member
         share = per_hist / np.where(per_hist.sum(axis=1, keepdims=True) > 0,
                                     per_hist.sum(axis=1, keepdims=True), 1.0)
         top = np.argsort(-share, axis=1)[:, :TOP_HISTOGRAMS]

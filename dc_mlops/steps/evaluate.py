@@ -25,7 +25,7 @@ from dc_mlops.evaluation.metrics import detection_metrics, roc_table
 from dc_mlops.settings import EvaluateSettings, TrainSettings
 from dc_mlops.steps.train import resolve_preprocess_run, run_train
 from dc_mlops.tracking import runs as tr
-from dc_mlops.tracking.models import load_model
+from dc_mlops.tracking.models import input_columns, load_model
 
 log = logging.getLogger("dc_mlops")
 STEP = "evaluate"
@@ -47,13 +47,15 @@ def train_run_for(s: EvaluateSettings, pre_run: str, model: str, seed: int) -> s
         return found
     log.info("evaluate: training %s seed %d (no finished run to reuse)", model, seed)
     return run_train(TrainSettings(model=model, pd=s.pd, seed=seed, epochs=s.epochs,
+                                   conditions=s.conditions,
                                    preprocess_run=pre_run)).run_id
 
 
 def score_parts(model_uri: str, parts: dict[str, pd.DataFrame], names: list[str]
                 ) -> dict[str, np.ndarray]:
     model = load_model(model_uri)
-    return {k: model.predict(v[names].astype(np.float64))["score"].to_numpy()
+    cols = input_columns(model.unwrap_python_model().spec)  # features (+ conditions)
+    return {k: model.predict(v[cols].astype(np.float64))["score"].to_numpy()
             if len(v) else np.zeros(0) for k, v in parts.items()}
 
 

@@ -22,7 +22,8 @@ from dc_mlops.evaluation.metrics import detection_metrics
 from dc_mlops.settings import PromoteSettings
 from dc_mlops.tracking import registry as reg
 from dc_mlops.tracking import runs as tr
-from dc_mlops.tracking.models import load_detector_and_spec, load_model, log_detector_model
+from dc_mlops.tracking.models import (input_columns, load_detector_and_spec, load_model,
+                                      log_detector_model)
 
 log = logging.getLogger("dc_mlops")
 STEP = "promote"
@@ -42,7 +43,9 @@ def _figures(row: dict, metric: str) -> tuple[float, float]:
 
 
 def champion_figures(uri: str, test: pd.DataFrame, names: list[str]) -> dict[str, float]:
-    out = load_model(uri).predict(test[names].astype(np.float64))
+    model = load_model(uri)
+    cols = input_columns(model.unwrap_python_model().spec)  # features (+ conditions)
+    out = model.predict(test[cols].astype(np.float64))
     labels = test["label"].to_numpy()
     figures = detection_metrics(labels, out["score"].to_numpy(), "test")
     figures.update(decision_metrics(out["decision"].to_numpy(), labels, "test"))

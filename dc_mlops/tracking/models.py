@@ -1,7 +1,8 @@
 """Detectors as MLflow models: one pyfunc per trained detector, self-contained.
 
-The pyfunc takes the raw feature table (the columns of the PD's feature set; other columns
-such as runId are ignored) and returns one row per LS with its decision value ``score`` and,
+The pyfunc takes the raw feature table (the columns of the PD's feature set, plus the
+conditions column ``spec["conditions"]`` (``pileup`` or ``lumi``) when the detector corrects
+for run conditions; other columns such as runId are ignored) and returns one row per LS with its decision value ``score`` and,
 once cut-offs are attached, the ``decision`` GOOD / BAD / GREY. The detector's scaler lives in
 its saved folder, so nothing else is needed to certify.
 """
@@ -18,6 +19,7 @@ from mlflow.models import infer_signature
 
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors.base import Detector
+from dc_mlops.errors import DataError
 
 PIP_REQUIREMENTS = ["dc_mlops", "mlflow==3.17.2", "tensorflow==2.21.0", "keras==3.15.1",
                     "scikit-learn==1.9.1", "pandas", "numpy", "pyarrow"]
@@ -33,17 +35,34 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         X = feature_matrix(model_input, self.spec["feature_names"], "model input")
-        return self.decide(X)
+        return self.decide(X, conditions_of(model_input, self.spec))
 
-    def decide(self, X: np.ndarray) -> pd.DataFrame:
+    def decide(self, X: np.ndarray, conditions: np.ndarray | None = None) -> pd.DataFrame:
         """Scores (and decisions, once cut-offs are attached) of a feature matrix."""
-        scores = self.detector.score(X)
+        scores = self.detector.score(X, conditions)
         out = pd.DataFrame({"score": scores})
         cut = self.spec.get("thresholds")
         if cut:
             out["decision"] = np.where(scores < cut["t_good"], "GOOD",
                                        np.where(scores > cut["t_bad"], "BAD", "GREY"))
         return out
+
+
+def input_columns(spec: dict) -> list[str]:
+    """The columns the pyfunc reads: the features, then the conditions column if any."""
+    cond = spec.get("conditions", "none")
+    return list(spec["feature_names"]) + ([] if cond == "none" else [cond])
+
+
+def conditions_of(frame: pd.DataFrame, spec: dict) -> np.ndarray | None:
+    """The conditions column the model was trained with, or None; DataError if absent."""
+    cond = spec.get("conditions", "none")
+    if cond == "none":
+        return None
+    if cond not in frame.columns:
+        raise DataError(f"the model corrects for {cond!r} but the input has no {cond!r} "
+                        "column: give the per-LS conditions (a conditions table)")
+    return frame[cond].to_numpy(np.float64)
 
 
 def log_detector_model(detector: Detector, spec: dict, example: pd.DataFrame,
@@ -53,8 +72,9 @@ def log_detector_model(detector: Detector, spec: dict, example: pd.DataFrame,
         det_dir = detector.save(Path(tmp) / "detector")
         spec_file = Path(tmp) / "spec.json"
         spec_file.write_text(json.dumps(spec, indent=1))
-        features = example[spec["feature_names"]].astype(np.float64)
-        output = pd.DataFrame({"score": detector.score(features.to_numpy())})
+        features = example[input_columns(spec)].astype(np.float64)
+        output = pd.DataFrame({"score": detector.score(
+            features[spec["feature_names"]].to_numpy(), conditions_of(features, spec))})
         if spec.get("thresholds"):
             output["decision"] = "GREY"
         info = mlflow.pyfunc.log_model(

@@ -137,6 +137,7 @@ class WorkerSpec:
     options: TuneOptions
     run_tags: Mapping[str, str]
     worker: int = 0
+    conditions: str = "pileup"  # the conditions column the detector corrects for
     device: str | None = None  # CUDA device id; None: CPU
     cpu_threads: int = 0  # TensorFlow intra-op threads; 0: TensorFlow's default
     log_level: int = logging.INFO
@@ -255,14 +256,14 @@ def worker_main(spec: WorkerSpec, tickets, deadline: float) -> int:
     """Load the data once, then run trials while tickets and time last; returns the count."""
     from dc_mlops.tracking.runs import set_tracking_uri
     set_tracking_uri(spec.tracking_uri)
-    if spec.cpu_threads:
+    if spec.cpu_threads and _keras_backend() == "tensorflow":
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(spec.cpu_threads)
     from dc_mlops.detectors import registry
     from dc_mlops.tuning.objective import DivergedError, Objective, TuningData
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    data = TuningData.load(spec.preprocess_run)
+    data = TuningData.load(spec.preprocess_run, spec.conditions)
     storage = make_storage(spec.storage, spec.options)
     n_existing = len(optuna.load_study(study_name=spec.study_name, storage=storage).trials)
     study = optuna.load_study(study_name=spec.study_name, storage=storage,
@@ -272,7 +273,7 @@ def worker_main(spec: WorkerSpec, tickets, deadline: float) -> int:
                           seed=spec.seed, fixed=spec.options.fixed, worker=spec.worker,
                           run_tags=spec.run_tags)
     catch: tuple[type[Exception], ...] = (DivergedError,)
-    if registry.family(spec.model) == "autoencoder":
+    if registry.family(spec.model) == "autoencoder" and _keras_backend() == "tensorflow":
         import tensorflow as tf
         catch += (tf.errors.ResourceExhaustedError,)  # a too-large batch on a small GPU
     done = 0
@@ -280,6 +281,12 @@ def worker_main(spec: WorkerSpec, tickets, deadline: float) -> int:
         study.optimize(objective, n_trials=1, catch=catch, callbacks=[_progress(spec.worker)])
         done += 1
     return done
+
+
+def _keras_backend() -> str:
+    """The Keras backend this process will use, without importing Keras (JAX and PyTorch
+    hosts have no TensorFlow to import)."""
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
 def _progress(worker: int):

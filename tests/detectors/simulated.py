@@ -14,6 +14,9 @@ one era are shuffled with a seed: half the LS (whole runs) train, 15 % validate,
 test. The test part holds the good LS of the test runs and the judged failures of *every*
 run (bad LS are never trained on; a run-wise split alone leaves too few failure blocks in a
 few-second simulation); other bad LS (other subsystems, DCS, low statistics) are left out.
+``max_train`` keeps a seeded subsample of the good train/validation LS (the validation share
+in proportion): a long era gives many failure blocks to judge on, while training stays
+quick.
 """
 from __future__ import annotations
 
@@ -69,7 +72,7 @@ def judged_failures(sim, pd_name: str, shift_range: tuple[float, float] = MODERA
 @lru_cache(maxsize=8)
 def same_era_split(pd_name: str = "ZeroBias", n_ls: int = 15000, era: str = "2018B",
                    seed: int = 12, split_seed: int = 0,
-                   shift_range: tuple[float, float] = MODERATE) -> SimSplit:
+                   shift_range: tuple[float, float] = MODERATE, max_train: int = 0) -> SimSplit:
     """The split described in the module docstring (cached: tests share it)."""
     sim = simulate(pd_name, eras=[era], n_ls=n_ls, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,7 +92,12 @@ def same_era_split(pd_name: str = "ZeroBias", n_ls: int = 15000, era: str = "201
                        np.where(mid < 0.5, "train", np.where(mid < 0.65, "val", "test"))))
     part = frame["runId"].map(part_of).to_numpy()
     good = frame["label"].to_numpy() == 0
-    return SimSplit(pd_name, list(table.feature_names),
-                    train=frame[good & (part == "train")].reset_index(drop=True),
-                    val=frame[good & (part == "val")].reset_index(drop=True),
+    train, val = frame[good & (part == "train")], frame[good & (part == "val")]
+    if max_train and len(train) > max_train:
+        rng = np.random.default_rng(split_seed)
+        n_val = round(max_train * len(val) / len(train))
+        train = train.iloc[np.sort(rng.choice(len(train), max_train, replace=False))]
+        val = val.iloc[np.sort(rng.choice(len(val), min(n_val, len(val)), replace=False))]
+    return SimSplit(pd_name, list(table.feature_names), train=train.reset_index(drop=True),
+                    val=val.reset_index(drop=True),
                     test=frame[(good & (part == "test")) | is_judged].reset_index(drop=True))

@@ -90,7 +90,7 @@ def test_default_params_are_json_and_round_trip(name):
 def test_the_study_preset_gives_the_study_numbers_and_parameters_override_it():
     det = registry.build("sparse_ae", preset="study")
     assert (det.lambda_sparse, det.sparse_on, det.learning_rate, det.beta_1, det.beta_2,
-            det.epochs) == (1e-5, "weights", 1e-4, 0.7, 0.9, 1200)
+            det.epochs, det.latent_dim) == (1e-5, "weights", 1e-4, 0.7, 0.9, 1200, 16)
     assert registry.build("sparse_ae", preset="study", epochs=30).epochs == 30
     # a variant takes only the study numbers it has a term for
     assert "lambda_sparse" not in registry.build("vanilla_ae", preset="study").get_params()

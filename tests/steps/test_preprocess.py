@@ -38,8 +38,11 @@ def make_era(folder, n_runs=8, n_ls=40, seed=0):
     folder.mkdir(parents=True)
     pq.write_table(to_long_table(h), folder / "histograms.parquet")
     events = np.where(ls == 5, 100, 5000)  # LS 5 of every run is low-statistics
-    pd.DataFrame({"run": runs, "ls": ls, "fill": 1, "era": "2018A", "lumi": 1.0, "pileup": 30.0,
-                  "events": events}).to_parquet(folder / "lumisections.parquet")
+    # luminosity decays along each run, as in a fill; pile-up follows it (conditions vary,
+    # so the detectors' default conditions fit has something to fit)
+    lumi = (12.0 + (runs - runs[0]) % 3) * np.exp(-ls / 200.0)
+    pd.DataFrame({"run": runs, "ls": ls, "fill": 1, "era": "2018A", "lumi": lumi,
+                  "pileup": 2.4 * lumi, "events": events}).to_parquet(folder / "lumisections.parquet")
     CertJSON.from_lumisections(runs[~bad], ls[~bad]).write(folder / "golden.json")
     CertJSON.from_lumisections(runs, ls).write(folder / "dcsonly.json")
     pd.DataFrame({"run": np.arange(315300, 315300 + n_runs), "first_ls": n_ls - 3, "last_ls": n_ls,

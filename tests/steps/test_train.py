@@ -48,6 +48,32 @@ def test_train_logs_metrics_artifacts_and_model(preprocessed, model):
     out = model_fn.predict(test)
     np.testing.assert_allclose(out["score"].to_numpy(), scores["score"].to_numpy(), rtol=1e-6)
     assert model_fn.metadata.signature is not None
+    # the conditions fit is on by default; this era's splits carry lumi (pile-up when the
+    # data layer provides it), and the model reads that column from its input
+    assert run.data.params["conditions"] in ("pileup", "lumi")
+    assert run.data.params["conditions"] in model_fn.metadata.signature.inputs.input_names()
+    cond = run.data.params["conditions"]
+    with pytest.raises(Exception, match=f"missing inputs \\['{cond}'\\]"):
+        model_fn.predict(test.drop(columns=[cond]))
+    if model == "vanilla_ae":
+        assert m["val_output_spread"] > 0
+
+
+def test_conditions_none_trains_without_a_correction(preprocessed):
+    res = run_train(TrainSettings(model="pca", pd="ZeroBias", conditions="none",
+                                  preprocess_run=preprocessed))
+    assert MlflowClient().get_run(res.run_id).data.params["conditions"] == "none"
+    model_fn = mlflow.pyfunc.load_model(res.model_uri)
+    assert model_fn.unwrap_python_model().detector.conditions_range_ is None
+
+
+def test_constant_conditions_are_a_one_line_error_naming_the_run(tracking, tmp_path):
+    era = make_era(tmp_path / "era", n_runs=10, n_ls=40)
+    info = pd.read_parquet(era / "lumisections.parquet").assign(lumi=0.0, pileup=np.nan)
+    info.to_parquet(era / "lumisections.parquet")
+    pre = run_preprocess(PreprocessSettings(pd="ZeroBias", data=str(era))).run_id
+    with pytest.raises(DataError, match=f"preprocess run {pre} .*conditions=none"):
+        run_train(TrainSettings(model="pca", pd="ZeroBias", preprocess_run=pre))
 
 
 def test_model_refuses_data_of_another_pd(preprocessed):
@@ -59,7 +85,7 @@ def test_model_refuses_data_of_another_pd(preprocessed):
 
 
 def test_unknown_model_and_missing_preprocess_run(tracking):
-    with pytest.raises(DataError, match="unknown model 'resnet'"):
+    with pytest.raises(DataError, match="parameter model: unknown detector"):
         run_train(TrainSettings(model="resnet", pd="ZeroBias"))
     with pytest.raises(DataError, match="preprocess run 'abc' not found"):
         run_train(TrainSettings(model="pca", pd="ZeroBias", preprocess_run="abc"))

@@ -154,7 +154,7 @@ class Autoencoder(Detector):
                  activation: str = "prelu", learning_rate: float = 1e-3, beta_1: float = 0.9,
                  beta_2: float = 0.999, batch_size: int = 256, epochs: int = 0,
                  patience: int = 20, lambda_sparse: float = 1e-5, sparse_on: str = "code",
-                 lambda_contractive: float = 1e-3, kl_weight: float = 1e-4,
+                 lambda_contractive: float = 1e-4, kl_weight: float = 1e-3,
                  score_mode: str = "sum", top_n: int = 10, seed: int = 0,
                  validation_fraction: float = 0.1):
         self.hidden = hidden

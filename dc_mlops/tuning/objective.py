@@ -11,6 +11,11 @@ against all known bad LS). Beside it each trial reports ``val_pr_auc``, the ROC 
 subsystem, and the good-LS reconstruction loss (``best_val_recon``, autoencoders) or the
 mean good-LS decision value (baselines).
 
+Conditions: each trial's detector fits the same conditions correction as ``train`` would
+(the ``conditions`` setting of ``tune``, checked by
+:func:`dc_mlops.data.correction.conditions_column`), so a tuned configuration is tuned for
+the inputs it will see.
+
 Pruning: an autoencoder reports ``-val_recon`` after every epoch (the study maximises, so
 the intermediate value is "higher is better" too; the reconstruction term alone, so trials
 with different λ compare on the same scale) and the pruner stops trials that lag the

@@ -151,14 +151,14 @@ def main(argv=None) -> None:
         "## Splits\n\n"
         + table(["PD", "train LS", "test LS", "judged bad LS", "test runs",
                  "training pile-up range", "test LS outside it",
-                 "mean |corr(feature, pile-up)|, raw"], split_rows)
+                 "mean abs. corr(feature, pile-up), raw"], split_rows)
         + "\n\n## Conditions fit off / on\n\n`in range`: only test LS whose pile-up lies "
         "inside the training range. Rank spread: min-max over test runs of the median "
         "rank of the run's good LS among all good test LS (ideal: 0.50-0.50).\n\n"
         + table(["PD", "detector", "conditions", "ROC AUC", "ROC AUC in range",
                  "per-run median rank", "per-run median rank, in range"], rows)
-        + "\n\n## Centre fit: poly (default) vs binned\n\nSame split; mean |corr(feature, "
-        "pile-up)| of good in-range test LS before → after the correction, and in-range ROC "
+        + "\n\n## Centre fit: poly (default) vs binned\n\nSame split; mean abs. corr(feature, "
+        "pile-up) of good in-range test LS before → after the correction, and in-range ROC "
         "AUC of distance to the mean and of pca, both on the residuals.\n\n"
         + table(["PD", "method", "leftover pile-up correlation", "distance ROC AUC",
                  "pca ROC AUC"], method_rows))

@@ -21,9 +21,10 @@ The centre fit (``method``):
   ``MAX_BINS``); per bin the median of c and of each feature; piecewise-linear between the
   bin medians, continued linearly to the edges of the fitted range.
 
-Measured on simulated same-era splits (``benchmarks/results/conditions.md``): ``poly``
-leaves less of the pile-up dependence in the residuals and gives equal or higher ROC AUC
-(the bin medians of ``binned`` carry ~0.1-0.2 σ of noise each).
+Measured on simulated same-era splits of the four PDs (``benchmarks/results/conditions.md``):
+``poly`` leaves less pile-up correlation in the residuals on every PD (mean 0.05-0.06
+against 0.07-0.09, from 0.4-0.6 raw) and gives pca a higher ROC AUC on every PD; the bin
+medians of ``binned`` carry ~0.1-0.2 σ of noise each.
 
 The spread s(c) is a winsorised standard deviation (1st/99th percentiles) of the residuals
 in quantile bins of c with at least ``2 × MIN_PER_BIN`` LS, piecewise-linear in c and flat

@@ -154,7 +154,7 @@ class Autoencoder(Detector):
                  activation: str = "prelu", learning_rate: float = 1e-3, beta_1: float = 0.9,
                  beta_2: float = 0.999, batch_size: int = 256, epochs: int = 0,
                  patience: int = 20, lambda_sparse: float = 1e-5, sparse_on: str = "code",
-                 lambda_contractive: float = 1e-4, kl_weight: float = 1e-3,
+                 lambda_contractive: float = 1e-4, kl_weight: float = 1e-4,
                  score_mode: str = "sum", top_n: int = 10, seed: int = 0,
                  validation_fraction: float = 0.1):
         self.hidden = hidden
@@ -271,7 +271,8 @@ class Autoencoder(Detector):
         to a fixed point; a working one is well above 0.1. ``train`` logs it.
         """
         x = np.concatenate([self._scale(b) for b in self._batches(X, conditions)])
-        x_hat = _infer(self.model_, x)
+        x_hat = _infer(self.model_, x).astype(np.float64)
+        x = x.astype(np.float64)
         return float(x_hat.std(axis=0).mean() / max(float(x.std(axis=0).mean()), 1e-12))
 
     def encode(self, X: Any, conditions: Any = None) -> np.ndarray:

@@ -110,7 +110,7 @@ def test_both_checks_catch_a_collapsed_model(split, fitted, inside, null_auc):
     kept = [w.copy() for w in layer.get_weights()]
     try:
         layer.set_weights([np.zeros_like(kept[0]), kept[1]])
-        assert det.output_spread(X[good], c[good]) < 1e-6
+        assert det.output_spread(X[good], c[good]) < 1e-3 < SPREAD_FLOOR
         s = det.score(X, c)
         assert roc_auc_score(split.y[inside], s[inside]) < null_auc + MARGIN
     finally:

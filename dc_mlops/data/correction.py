@@ -104,33 +104,42 @@ class ConditionsCorrection:
                             f"{len(c)} LS (e.g. all {c[0]:g}): a conditions fit needs them to "
                             "vary; give a conditions table or use conditions=none")
         self.range_ = (float(c.min()), float(c.max()))
+        self.coef_ = None
         if self.method == "binned":
             self.knots_, self.centre_ = _binned_medians(X, c, MIN_PER_BIN)
         else:
-            self.knots_, self.centre_ = _robust_quadratic(X, c, self.range_)
-        resid = X - self._interp(self.knots_, self.centre_, c)
+            self.knots_, self.centre_, self.coef_ = _robust_quadratic(X, c, self.range_)
+        resid = X - self.centre(c)
         self.spread_knots_, spread = _binned_spread(resid, c, MIN_PER_BIN * SPREAD_BIN_FACTOR)
         overall = _spread(resid)
         overall = np.where(overall > 0, overall, resid.std(axis=0))
         self.overall_spread_ = np.where(overall > 0, overall, 1.0)
+        # floored at the knots: the piecewise-linear spread between them stays above it
         self.spread_ = np.maximum(spread, SPREAD_FLOOR * self.overall_spread_)
         return self
 
     # ---- applying ---------------------------------------------------------------------
     def centre(self, c: np.ndarray) -> np.ndarray:
         """m(c), shape (n, d), with c clamped to the fitted range."""
+        if self.coef_ is not None:  # poly: the quadratic itself, no table look-up
+            lo, hi = self.range_
+            t = ((np.clip(np.asarray(c, dtype=np.float64), lo, hi) - (lo + hi) / 2)
+                 / ((hi - lo) / 2))[:, None]
+            a, b, q = self.coef_
+            return a + t * (b + t * q)
         return self._interp(self.knots_, self.centre_, c)
 
     def spread(self, c: np.ndarray) -> np.ndarray:
         """s(c), shape (n, d), never below the floor, c clamped to the fitted range; flat
         beyond the outer knots (the edge bin's spread is all there is to go on there)."""
-        s = self._interp(self.spread_knots_, self.spread_, c, flat_ends=True)
-        return np.maximum(s, SPREAD_FLOOR * self.overall_spread_)
+        return self._interp(self.spread_knots_, self.spread_, c, flat_ends=True)
 
     def transform(self, X: np.ndarray, c: np.ndarray) -> np.ndarray:
         """Residuals (x − m(c)) / s(c) in spread units, float64 (n, d)."""
-        X = np.asarray(X, dtype=np.float64)
-        return (X - self.centre(c)) / self.spread(c)
+        out = self.centre(c)
+        np.subtract(np.asarray(X, dtype=np.float64), out, out=out)
+        out /= self.spread(c)
+        return out
 
     def outside(self, c: np.ndarray) -> np.ndarray:
         """True for LS whose condition lies outside the fitted range (clamped, not
@@ -152,13 +161,17 @@ class ConditionsCorrection:
             return np.broadcast_to(values[0], (len(c), values.shape[1])).copy()
         i = np.clip(np.searchsorted(knots, c) - 1, 0, len(knots) - 2)
         w = ((c - knots[i]) / (knots[i + 1] - knots[i]))[:, None]
-        return values[i] + w * (values[i + 1] - values[i])
+        out = values[i + 1] - values[i]
+        out *= w
+        out += values[i]
+        return out
 
     # ---- persistence ------------------------------------------------------------------
     def save(self, file: str | Path) -> None:
+        extra = {} if self.coef_ is None else {"coef": self.coef_}
         np.savez(file, method=np.array(self.method), range=np.array(self.range_),
                  knots=self.knots_, centre=self.centre_, spread_knots=self.spread_knots_,
-                 spread=self.spread_, overall_spread=self.overall_spread_)
+                 spread=self.spread_, overall_spread=self.overall_spread_, **extra)
 
     @classmethod
     def load(cls, file: str | Path) -> "ConditionsCorrection":
@@ -168,6 +181,7 @@ class ConditionsCorrection:
             out.knots_, out.centre_ = z["knots"], z["centre"]
             out.spread_knots_, out.spread_ = z["spread_knots"], z["spread"]
             out.overall_spread_ = z["overall_spread"]
+            out.coef_ = z["coef"] if "coef" in z.files else None
         return out
 
 
@@ -223,8 +237,9 @@ def _merge_ties(knots: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _robust_quadratic(X: np.ndarray, c: np.ndarray, rng: tuple[float, float]
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Quadratic in c per feature by IRLS with Huber weights, tabulated on a dense grid."""
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quadratic in c per feature by IRLS with Huber weights: a grid, the quadratic on it,
+    and its (3, d) coefficients in t = (c − mid) / half-range."""
     lo, hi = rng
     half = (hi - lo) / 2
     t = (c - (lo + hi) / 2) / half  # in [-1, 1]: a well-conditioned design
@@ -240,9 +255,9 @@ def _robust_quadratic(X: np.ndarray, c: np.ndarray, rng: tuple[float, float]
         AtWA = np.einsum("ni,nd,nj->dij", A, W, A)
         AtWX = np.einsum("ni,nd,nd->di", A, W, X)
         coef = np.linalg.solve(AtWA + 1e-12 * np.eye(3), AtWX[..., None])[..., 0].T
-    grid = np.linspace(lo, hi, 33)
+    grid = np.linspace(lo, hi, 33)  # tabulated too, for a reader of the saved file
     tg = (grid - (lo + hi) / 2) / half
-    return grid, np.stack([np.ones_like(tg), tg, tg * tg], axis=1) @ coef
+    return grid, np.stack([np.ones_like(tg), tg, tg * tg], axis=1) @ coef, coef
 
 
 # ---- which column of an LS table ------------------------------------------------------

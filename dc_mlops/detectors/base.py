@@ -6,8 +6,11 @@ sign themselves, so evaluation, thresholds and certification never need to know 
 produced a score.
 
 The base is a template method (as in pyod's ``base_dl``): it owns input validation, the
-feature-count check, batching at scoring time, timing and the on-disk layout; a subclass
-only fills in ``_fit``, ``_score_batch`` (and ``_explain_batch``) and ``_save``/``_load``.
+feature-count check, the conditions correction (SPEC §3.1: fitted on the training LS when
+``fit`` gets ``conditions``, applied batch by batch at scoring, saved beside the model as
+``conditions.npz``), batching at scoring time, timing and the on-disk layout; a subclass
+only fills in ``_fit``, ``_score_batch`` (and ``_explain_batch``) and ``_save``/``_load``,
+and always sees corrected features when there is a correction.
 Conventions follow scikit-learn: ``__init__`` takes keyword-only arguments and only stores
 them, validation happens in ``fit``, ``fit`` returns ``self``, fitted attributes end in ``_``.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -22,6 +26,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from dc_mlops.data.correction import ConditionsCorrection, check_conditions
 from dc_mlops.errors import DataError
 
 #: Called after every training epoch with the epoch index (0-based) and a dict of floats
@@ -30,7 +35,9 @@ from dc_mlops.errors import DataError
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 META_FILE = "detector.json"
-FORMAT_VERSION = 1
+CONDITIONS_FILE = "conditions.npz"
+FORMAT_VERSION = 2
+log = logging.getLogger(__name__)
 
 
 def check_matrix(X: Any, what: str = "data", n_features: int | None = None) -> np.ndarray:
@@ -95,20 +102,39 @@ class Detector(ABC):
         return f"{type(self).__name__}({args})"
 
     # ---- fitting ----------------------------------------------------------------------
-    def fit(self, X: Any, X_val: Any = None, *,
-            on_epoch_end: EpochCallback | None = None) -> "Detector":
+    def fit(self, X: Any, X_val: Any = None, *, conditions: Any = None,
+            conditions_val: Any = None, on_epoch_end: EpochCallback | None = None
+            ) -> "Detector":
         """Fit on good LS only; ``X`` is the raw, unscaled (n_LS, n_features) matrix.
 
         ``X_val`` (good LS too) drives early stopping where the model has epochs; when it is
         None such models carve a seeded ``validation_fraction`` out of ``X``.
+        ``conditions`` (one pile-up or luminosity value per LS, SPEC §3.1): when given, each
+        feature's smooth dependence on it is fitted on these LS and removed before the model
+        sees them (:class:`~dc_mlops.data.correction.ConditionsCorrection`), and scoring then
+        needs the conditions of every LS too. ``conditions_val`` goes with ``X_val``.
         """
         X = check_matrix(X, "training data")
         if X_val is not None:
             X_val = check_matrix(X_val, "validation data", X.shape[1])
         self._validate_params(X)
+        if conditions is None and conditions_val is not None:
+            raise DataError("conditions_val given without training conditions")
+        self.correction_: ConditionsCorrection | None = None
+        self.conditions_range_: tuple[float, float] | None = None
+        start = time.perf_counter()
+        if conditions is not None:
+            if X_val is not None and conditions_val is None:
+                raise DataError("validation data needs its conditions too (conditions_val), "
+                                "since the training data has them")
+            self.correction_ = ConditionsCorrection().fit(X, conditions)
+            self.conditions_range_ = self.correction_.range_
+            X = self.correction_.transform(X, conditions)
+            if X_val is not None:
+                c_val = check_conditions(conditions_val, X_val.shape[0], "validation conditions")
+                X_val = self.correction_.transform(X_val, c_val)
         self.n_features_in_ = int(X.shape[1])
         self.history_: dict[str, list[float]] = {}
-        start = time.perf_counter()
         self._fit(X, X_val, on_epoch_end)
         self.fit_seconds_ = float(time.perf_counter() - start)
         return self
@@ -125,8 +151,9 @@ class Detector(ABC):
         if not hasattr(self, "n_features_in_"):
             raise DataError(f"{self.name} is not fitted yet: call fit() or load() first")
 
-    def _batches(self, X: Any):
-        """Validated float64 batches; a float32 era is converted one batch at a time."""
+    def _batches(self, X: Any, conditions: Any = None):
+        """Validated float64 batches, corrected for conditions when the model was fitted
+        with them; a float32 era is converted one batch at a time."""
         self._check_fitted()
         if isinstance(X, np.ndarray) and X.dtype == np.float32 and X.ndim == 2:
             X = check_matrix(X[:0], "data", self.n_features_in_) if len(X) == 0 else X
@@ -138,16 +165,53 @@ class Detector(ABC):
                 raise DataError(f"data has NaN or inf values (first in row {bad})")
         else:
             X = check_matrix(X, "data", self.n_features_in_)
+        c = self._check_score_conditions(X.shape[0], conditions)
         step = max(1, int(self.score_batch_size))
         for start in range(0, X.shape[0], step):
-            yield X[start:start + step].astype(np.float64, copy=False)
+            batch = X[start:start + step].astype(np.float64, copy=False)
+            if c is not None:
+                batch = self.correction_.transform(batch, c[start:start + step])
+            yield batch
 
-    def score(self, X: Any) -> np.ndarray:
-        """Decision value per LS, shape (n,), higher = more anomalous; scored batch by batch."""
-        parts = [np.asarray(self._score_batch(b), dtype=np.float64) for b in self._batches(X)]
+    def _check_score_conditions(self, n_rows: int, conditions: Any) -> np.ndarray | None:
+        correction = getattr(self, "correction_", None)
+        if correction is None:
+            if conditions is not None:
+                raise DataError(f"{self.name} was fitted without conditions: score it "
+                                "without them (conditions=None)")
+            return None
+        if conditions is None:
+            lo, hi = correction.range_
+            raise DataError(f"{self.name} was fitted with a conditions correction (fitted "
+                            f"range {lo:.4g}-{hi:.4g}): give each LS's conditions to score it")
+        c = check_conditions(conditions, n_rows)
+        outside = int(correction.outside(c).sum())
+        if outside:
+            lo, hi = correction.range_
+            log.warning("%s: %d of %d LS have conditions outside the fitted range "
+                        "%.4g-%.4g; corrected as if at the edge, not extrapolated",
+                        self.name, outside, n_rows, lo, hi)
+        return c
+
+    def conditions_outside(self, conditions: Any) -> np.ndarray:
+        """True for each LS whose conditions lie outside the range the correction was
+        fitted on (those LS are corrected as if at the edge); all False without one."""
+        self._check_fitted()
+        c = np.asarray(conditions, dtype=np.float64)
+        correction = getattr(self, "correction_", None)
+        return np.zeros(c.shape, bool) if correction is None else correction.outside(c)
+
+    def score(self, X: Any, conditions: Any = None) -> np.ndarray:
+        """Decision value per LS, shape (n,), higher = more anomalous; scored batch by batch.
+
+        ``conditions``: each LS's pile-up/luminosity, required when the detector was fitted
+        with them (and refused when it was not).
+        """
+        parts = [np.asarray(self._score_batch(b), dtype=np.float64)
+                 for b in self._batches(X, conditions)]
         return np.concatenate(parts)
 
-    def explain(self, X: Any) -> np.ndarray:
+    def explain(self, X: Any, conditions: Any = None) -> np.ndarray:
         """Per-feature contribution to each LS's score, shape (n, n_features).
 
         Lets a DC expert see which histogram drives a grey-zone LS. Models with no such
@@ -157,7 +221,8 @@ class Detector(ABC):
             raise NotImplementedError(
                 f"{self.name} has no per-feature decomposition of its score; use an "
                 "autoencoder, pca or knn detector to explain scores")
-        parts = [np.asarray(self._explain_batch(b), dtype=np.float64) for b in self._batches(X)]
+        parts = [np.asarray(self._explain_batch(b), dtype=np.float64)
+                 for b in self._batches(X, conditions)]
         return np.concatenate(parts)
 
     @abstractmethod
@@ -173,10 +238,15 @@ class Detector(ABC):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self._save(path)
+        correction = getattr(self, "correction_", None)
+        if correction is not None:
+            correction.save(path / CONDITIONS_FILE)
         meta = {"format_version": FORMAT_VERSION, "name": self.name, "family": self.family,
                 "params": self.get_params(), "n_features_in_": self.n_features_in_,
                 "fit_seconds_": getattr(self, "fit_seconds_", None),
-                "history_": getattr(self, "history_", {}), **self._extra_meta()}
+                "history_": getattr(self, "history_", {}),
+                "conditions_range_": getattr(self, "conditions_range_", None),
+                **self._extra_meta()}
         (path / META_FILE).write_text(json.dumps(meta, indent=1))
         return path
 
@@ -213,13 +283,20 @@ def _load_as(cls: type[Detector], path: Path, meta: dict[str, Any] | None = None
     det.n_features_in_ = int(meta["n_features_in_"])
     det.fit_seconds_ = meta.get("fit_seconds_")
     det.history_ = meta.get("history_", {})
+    det.correction_, det.conditions_range_ = None, None
+    if meta.get("conditions_range_") is not None:
+        if not (path / CONDITIONS_FILE).is_file():
+            raise DataError(f"{path}: the detector was fitted with conditions but "
+                            f"{CONDITIONS_FILE} is missing")
+        det.correction_ = ConditionsCorrection.load(path / CONDITIONS_FILE)
+        det.conditions_range_ = det.correction_.range_
     det._load(path, meta)
     return det
 
 
 def load_detector(path: str | Path) -> Detector:
     """Load any saved detector: ``detector.json`` names the registered model to rebuild."""
-    from dc_mlops.detectors import registry  # late: the registry imports every model
+    from dc_mlops.detectors import registry
 
     path = Path(path)
     meta = _read_meta(path)

@@ -2,14 +2,18 @@
 
 - ``ocsvm``: RBF one-class SVM, the study's baseline. Training is O(n²) in memory and
   time, so it fits on a seeded subsample of at most ``max_samples`` good LS.
-- ``iforest``: isolation forest; trees need no scaling.
+- ``iforest``: isolation forest, scikit-learn's defaults (100 trees); trees need no scaling.
 - ``pca``: reconstruction error of a linear autoencoder, explains per feature.
 - ``knn``: mean distance to the ``n_neighbors`` nearest good LS, explains per feature.
 
-All but ``iforest`` standardise features (z-score on the training LS): distances and
-kernels need comparable units, and unlike the autoencoders there is no sigmoid output to
-match. scikit-learn's "higher = more normal" scores are negated here, once.
-Saved with joblib next to ``detector.json``.
+Each is at least as good as the plain scikit-learn estimator on the same inputs
+(``benchmarks/results/baselines.md``). ``pca`` MinMax-scales and keeps 5 components: with
+standard scaling and 95 % of the variance it kept nearly every direction of the
+conditions-corrected residuals, so a failure's shift mostly lay inside the kept subspace
+(simulated ZeroBias ROC AUC 0.65 against 0.91, JetHT 0.64 against 0.97; issue 11 saw 0.85
+against 0.96 on held-out real pixel data). ``ocsvm`` and ``knn`` standardise features
+(``scaling``): distances and kernels need comparable units. scikit-learn's "higher = more
+normal" scores are negated here, once. Saved with joblib next to ``detector.json``.
 """
 from __future__ import annotations
 
@@ -21,13 +25,30 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import NearestNeighbors
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
 from sklearn.svm import OneClassSVM
 
 from dc_mlops.detectors.base import Detector, EpochCallback
 from dc_mlops.errors import DataError
 
 MODEL_FILE = "model.joblib"
+
+
+SCALINGS = ("standard", "minmax", "none")
+
+
+def _scaler(scaling: str):
+    """The per-feature scaler of a distance- or variance-based baseline."""
+    if scaling == "standard":
+        return StandardScaler()
+    if scaling == "minmax":
+        return MinMaxScaler()
+    return FunctionTransformer()  # "none": identity, same interface
+
+
+def _check_scaling(name: str, scaling: str) -> None:
+    if scaling not in SCALINGS:
+        raise DataError(f"{name}: scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
 
 
 def _subsample(X: np.ndarray, max_samples: int | None, seed: int) -> np.ndarray:
@@ -65,13 +86,15 @@ class OCSVMDetector(_SklearnDetector):
     _fitted = ("scaler_", "svm_")
 
     def __init__(self, *, nu: float = 0.01, gamma: str | float = "scale",
-                 max_samples: int = 10_000, seed: int = 0):
+                 scaling: str = "standard", max_samples: int = 10_000, seed: int = 0):
         self.nu = nu
         self.gamma = gamma
+        self.scaling = scaling
         self.max_samples = max_samples
         self.seed = seed
 
     def _validate_params(self, X: np.ndarray) -> None:
+        _check_scaling(self.name, self.scaling)
         if not 0 < self.nu <= 1:
             raise DataError(f"ocsvm: nu must be in (0, 1], got {self.nu!r}")
         if self.max_samples < 1:
@@ -79,7 +102,7 @@ class OCSVMDetector(_SklearnDetector):
 
     def _fit_sklearn(self, X: np.ndarray) -> None:
         X = _subsample(X, self.max_samples, self.seed)
-        self.scaler_ = StandardScaler().fit(X)
+        self.scaler_ = _scaler(self.scaling).fit(X)
         self.svm_ = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma)
         self.svm_.fit(self.scaler_.transform(X))
 
@@ -93,7 +116,7 @@ class IForestDetector(_SklearnDetector):
     name = "iforest"
     _fitted = ("forest_",)
 
-    def __init__(self, *, n_estimators: int = 200, max_samples: int | str = "auto",
+    def __init__(self, *, n_estimators: int = 100, max_samples: int | str = "auto",
                  max_features: float = 1.0, seed: int = 0, n_jobs: int | None = None):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
@@ -121,11 +144,14 @@ class PCADetector(_SklearnDetector):
     supports_explain = True
     _fitted = ("scaler_", "pca_")
 
-    def __init__(self, *, n_components: int | float = 0.95, seed: int = 0):
+    def __init__(self, *, n_components: int | float = 5, scaling: str = "minmax",
+                 seed: int = 0):
         self.n_components = n_components
+        self.scaling = scaling
         self.seed = seed
 
     def _validate_params(self, X: np.ndarray) -> None:
+        _check_scaling(self.name, self.scaling)
         n = self.n_components
         ok = (0 < n < 1) if isinstance(n, float) else (isinstance(n, int) and 0 < n)
         if not ok:
@@ -133,7 +159,7 @@ class PCADetector(_SklearnDetector):
                             f"got {n!r}")
 
     def _fit_sklearn(self, X: np.ndarray) -> None:
-        self.scaler_ = StandardScaler().fit(X)
+        self.scaler_ = _scaler(self.scaling).fit(X)
         n = self.n_components
         if isinstance(n, int):
             n = min(n, X.shape[1], X.shape[0])
@@ -161,18 +187,21 @@ class KNNDetector(_SklearnDetector):
     supports_explain = True
     _fitted = ("scaler_", "nn_", "reference_")
 
-    def __init__(self, *, n_neighbors: int = 5, max_samples: int = 20_000, seed: int = 0):
+    def __init__(self, *, n_neighbors: int = 5, scaling: str = "standard",
+                 max_samples: int = 20_000, seed: int = 0):
         self.n_neighbors = n_neighbors
+        self.scaling = scaling
         self.max_samples = max_samples
         self.seed = seed
 
     def _validate_params(self, X: np.ndarray) -> None:
+        _check_scaling(self.name, self.scaling)
         if self.n_neighbors < 1 or self.max_samples < 1:
             raise DataError("knn: n_neighbors and max_samples must be positive")
 
     def _fit_sklearn(self, X: np.ndarray) -> None:
         X = _subsample(X, self.max_samples, self.seed)
-        self.scaler_ = StandardScaler().fit(X)
+        self.scaler_ = _scaler(self.scaling).fit(X)
         self.reference_ = self.scaler_.transform(X)
         k = min(int(self.n_neighbors), X.shape[0])
         self.nn_ = NearestNeighbors(n_neighbors=k).fit(self.reference_)

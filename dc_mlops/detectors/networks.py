@@ -1,25 +1,25 @@
-"""The Keras 3 autoencoder network and its composite training loss.
+"""The Keras 3 autoencoder network and its composite training loss, for every backend.
 
 One ``keras.Model`` subclass covers all seven autoencoders: which loss terms it adds
 (``sparse``, ``contractive``, ``kl``) is a constructor argument, so a combination such as
-``contractive_variational_ae`` is not a new class. Following keras-io's VAE example, encoder
-and decoder are separate functional models, the loss lives in ``train_step``/``test_step``
-and each term has its own ``keras.metrics.Mean`` tracker, so Keras' history carries every
-term per epoch. The terms themselves are the functions in :mod:`.losses`.
-
-The backend is TensorFlow (the contractive term needs ``tf.GradientTape.batch_jacobian``).
+``contractive_variational_ae`` is not a new class. Following keras-io's Keras 3 guides,
+encoder and decoder are separate functional models and the loss lives in ``compute_loss``
+written with ``keras.ops``: Keras' own ``train_step``/``test_step`` of each backend call it,
+so there is no backend-specific training loop here (the Jacobian of the contractive term is
+the one backend-specific piece, in :func:`losses.jacobian_frobenius_sq`). Each term has its
+own ``keras.metrics.Mean`` tracker, so Keras' history carries every term per epoch.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import keras
-import tensorflow as tf
 from keras import layers, ops
 
 from dc_mlops.detectors import losses
 
 TERMS = ("sparse", "contractive", "kl")
+SPARSE_ON = ("code", "weights")
 #: weight initialisation of the study: truncated normal (Keras' default stddev)
 INIT_STDDEV = 0.05
 
@@ -64,27 +64,33 @@ def build_decoder(n_features: int, hidden: Sequence[int], latent_dim: int, activ
 class AEModel(keras.Model):
     """Autoencoder with an optional variational latent and optional penalty terms.
 
-    Loss = MSE + λs·Σ|w| + λc·‖J_h(x)‖²_F + kl_weight·KL, each term present only if named in
-    ``terms``. The history reports each term already weighted, so ``loss`` is their sum.
-    ``call`` (used for scoring) reconstructs from the latent *mean*: the decision value of a
-    VAE must not depend on a random draw. Validation loss is computed the same way
-    (deterministic), which keeps early stopping from reacting to sampling noise.
+    Loss = MSE + sparse + λc·‖J_h(x)‖²_F + kl_weight·KL, each term present only if named in
+    ``terms``; sparse is λs·mean Σ_k|h_k| on the code (``sparse_on="code"``) or the study's
+    λs·Σ|w| on the weights (``"weights"``). The history reports each term already weighted,
+    so ``loss`` is their sum. ``call`` reconstructs from the latent *mean* unless training:
+    the decision value of a VAE must not depend on a random draw, and validation loss is
+    computed the same way (deterministic), which keeps early stopping from reacting to
+    sampling noise.
     """
 
     def __init__(self, n_features: int, hidden: Sequence[int] = (128, 64), latent_dim: int = 16,
                  activation: str = "prelu", terms: Sequence[str] = (),
-                 lambda_sparse: float = 0.0, lambda_contractive: float = 0.0,
-                 kl_weight: float = 0.0, seed: int = 0, **kwargs):
+                 lambda_sparse: float = 0.0, sparse_on: str = "code",
+                 lambda_contractive: float = 0.0, kl_weight: float = 0.0, seed: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         unknown = set(terms) - set(TERMS)
         if unknown:
             raise ValueError(f"unknown loss terms {sorted(unknown)}; known: {TERMS}")
+        if sparse_on not in SPARSE_ON:
+            raise ValueError(f"sparse_on must be one of {SPARSE_ON}, got {sparse_on!r}")
         self.n_features = int(n_features)
         self.hidden = tuple(int(h) for h in hidden)
         self.latent_dim = int(latent_dim)
         self.activation = activation
         self.terms = tuple(t for t in TERMS if t in terms)
         self.lambda_sparse = float(lambda_sparse)
+        self.sparse_on = sparse_on
         self.lambda_contractive = float(lambda_contractive)
         self.kl_weight = float(kl_weight)
         self.seed = int(seed)
@@ -94,14 +100,10 @@ class AEModel(keras.Model):
         self.decoder = build_decoder(self.n_features, self.hidden, self.latent_dim,
                                      activation, self.seed + 100)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
-        self.trackers = [keras.metrics.Mean(name=n) for n in ("loss", "recon", *self.terms)]
-
-    @property
-    def metrics(self):
-        return self.trackers
+        self.term_trackers = [keras.metrics.Mean(name=n) for n in ("recon", *self.terms)]
 
     def kernels(self) -> list:
-        """Every Dense kernel of encoder and decoder: what the sparse penalty acts on."""
+        """Every Dense kernel of encoder and decoder: what the weight penalty acts on."""
         return [layer.kernel for m in (self.encoder, self.decoder) for layer in m.layers
                 if isinstance(layer, layers.Dense)]
 
@@ -111,51 +113,44 @@ class AEModel(keras.Model):
         return out[0] if self.variational else out
 
     def call(self, x, training: bool = False):
-        return self.decoder(self.encode_mean(x, training=training), training=training)
-
-    def loss_terms(self, x, training: bool) -> dict:
-        """Each weighted loss term for batch ``x`` (training: sample z for a VAE)."""
-        if self.variational:
-            z_mean, z_log_var = self.encoder(x, training=training)
-            z = (losses.sample_latent(z_mean, z_log_var, self.seed_generator)
-                 if training else z_mean)
+        if self.variational and training:
+            z_mean, z_log_var = self.encoder(x, training=True)
+            z = losses.sample_latent(z_mean, z_log_var, self.seed_generator)
         else:
-            z = self.encoder(x, training=training)
-        out = {"recon": losses.mse(x, self.decoder(z, training=training))}
+            z = self.encode_mean(x, training=training)
+        return self.decoder(z, training=training)
+
+    def loss_terms(self, x, x_hat, training: bool) -> dict:
+        """Each weighted loss term for batch ``x`` and its reconstruction ``x_hat``."""
+        out = {"recon": losses.mse(x, x_hat)}
+        if not ({"sparse", "contractive", "kl"} & set(self.terms)):
+            return out
+        enc = self.encoder(x, training=training)
+        code = enc[0] if self.variational else enc
         if "sparse" in self.terms:
-            out["sparse"] = losses.sparse_penalty(self.kernels(), self.lambda_sparse)
+            penalty = (losses.code_l1(code) if self.sparse_on == "code"
+                       else losses.l1_of_kernels(self.kernels()))
+            out["sparse"] = self.lambda_sparse * penalty
         if "contractive" in self.terms:
-            out["contractive"] = losses.contractive_penalty(
-                lambda v: self.encode_mean(v, training=training), x, self.lambda_contractive)
+            jac = losses.jacobian_frobenius_sq(
+                lambda v: self.encode_mean(v, training=training), x)
+            out["contractive"] = self.lambda_contractive * ops.mean(jac)
         if "kl" in self.terms:
-            out["kl"] = self.kl_weight * ops.mean(losses.kl_divergence(z_mean, z_log_var))
+            out["kl"] = self.kl_weight * ops.mean(losses.kl_divergence(enc[0], enc[1]))
         return out
 
-    def _update(self, terms: dict, x) -> None:
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The sum of the terms; Keras' train/test step of any backend calls this."""
+        terms = self.loss_terms(x, y_pred, training)
         # weighted by batch size: the epoch value is the mean over LS, not over batches
         n = ops.cast(ops.shape(x)[0], "float32")
-        self.trackers[0].update_state(ops.sum(ops.stack(list(terms.values()))), sample_weight=n)
-        for tracker in self.trackers[1:]:
+        for tracker in self.term_trackers:
             tracker.update_state(terms[tracker.name], sample_weight=n)
-
-    def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            terms = self.loss_terms(x, training=True)
-            total = ops.sum(ops.stack(list(terms.values())))
-        grads = tape.gradient(total, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        self._update(terms, x)
-        return {m.name: m.result() for m in self.trackers}
-
-    def test_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        self._update(self.loss_terms(x, training=False), x)
-        return {m.name: m.result() for m in self.trackers}
+        return ops.sum(ops.stack(list(terms.values())))
 
     def get_config(self) -> dict:
         return {"name": self.name, "n_features": self.n_features, "hidden": list(self.hidden),
                 "latent_dim": self.latent_dim, "activation": self.activation,
                 "terms": list(self.terms), "lambda_sparse": self.lambda_sparse,
-                "lambda_contractive": self.lambda_contractive, "kl_weight": self.kl_weight,
-                "seed": self.seed}
+                "sparse_on": self.sparse_on, "lambda_contractive": self.lambda_contractive,
+                "kl_weight": self.kl_weight, "seed": self.seed}

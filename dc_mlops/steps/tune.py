@@ -86,6 +86,7 @@ def run_tune(s: TuneSettings, options: st.TuneOptions | None = None) -> TuneResu
                                  preprocess_run=pre_run, experiment_id=exp,
                                  parent_run_id=run.info.run_id, tracking_uri=tr.tracking_uri(),
                                  seed=s.seed, options=options, run_tags=tags,
+                                 conditions=s.conditions,
                                  log_level=logging.getLogger("dc_mlops").getEffectiveLevel())
             st.run_workers(spec, devices, s.n_trials, s.timeout, storage)
             study = st.create_or_load(storage, name, {}, options)
@@ -135,7 +136,7 @@ def _retrain_best(s: TuneSettings, study_name: str, best_trial: int, pre_run: st
     own = {k: params.pop(k) for k in TRAIN_SETTINGS_PARAMS if k in params}
     defaults = TrainSettings()
     train = TrainSettings(model=s.model, pd=s.pd, preprocess_run=pre_run,
-                          seed=own.get("seed", s.seed),
+                          conditions=s.conditions, seed=own.get("seed", s.seed),
                           epochs=own.get("epochs", defaults.epochs),
                           batch_size=own.get("batch_size", defaults.batch_size),
                           learning_rate=own.get("learning_rate", defaults.learning_rate))

@@ -1,7 +1,8 @@
 """Detectors as MLflow models: one pyfunc per trained detector, self-contained.
 
-The pyfunc takes the raw feature table (the columns of the PD's feature set; other columns
-such as runId are ignored) and returns one row per LS with its decision value ``score`` and,
+The pyfunc takes the raw feature table (the columns of the PD's feature set, plus the
+conditions column ``spec["conditions"]`` (``pileup`` or ``lumi``) when the detector corrects
+for run conditions; other columns such as runId are ignored) and returns one row per LS with its decision value ``score`` and,
 once cut-offs are attached, the ``decision`` GOOD / BAD / GREY. The detector's scaler lives in
 its saved folder, so nothing else is needed to certify.
 
@@ -25,6 +26,7 @@ from mlflow.types import ColSpec, Schema
 
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors.base import Detector
+from dc_mlops.errors import DataError
 from dc_mlops.evaluation.greyzone import decide
 
 PIP_REQUIREMENTS = ["dc_mlops", "mlflow==3.17.2", "tensorflow==2.21.0", "keras==3.15.1",
@@ -45,11 +47,11 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         X = feature_matrix(model_input, self.spec["feature_names"], "model input")
-        return self.decide(X)
+        return self.decide(X, conditions_of(model_input, self.spec))
 
-    def decide(self, X: np.ndarray) -> pd.DataFrame:
+    def decide(self, X: np.ndarray, conditions: np.ndarray | None = None) -> pd.DataFrame:
         """Scores (and decisions, once cut-offs are attached) of a feature matrix."""
-        scores = self.detector.score(X)
+        scores = self.detector.score(X, conditions)
         out = pd.DataFrame({"score": scores})
         cut = self.spec.get("thresholds")
         if cut:
@@ -80,6 +82,17 @@ def input_example(frame: pd.DataFrame, spec: dict) -> pd.DataFrame:
     if missing:
         raise ValueError(f"input example lacks column {missing[0]!r}")
     return frame[cols].head(N_EXAMPLE).astype(np.float64).reset_index(drop=True)
+
+
+def conditions_of(frame: pd.DataFrame, spec: dict) -> np.ndarray | None:
+    """The conditions column the model was trained with, or None; DataError if absent."""
+    cond = spec.get("conditions", "none")
+    if cond == "none":
+        return None
+    if cond not in frame.columns:
+        raise DataError(f"the model corrects for {cond!r} but the input has no {cond!r} "
+                        "column: give the per-LS conditions (a conditions table)")
+    return frame[cond].to_numpy(np.float64)
 
 
 def log_detector_model(detector: Detector, spec: dict, example: pd.DataFrame,

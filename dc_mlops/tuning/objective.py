@@ -11,6 +11,11 @@ against all known bad LS). Beside it each trial reports ``val_pr_auc``, the ROC 
 subsystem, and the good-LS reconstruction loss (``best_val_recon``, autoencoders) or the
 mean good-LS decision value (baselines).
 
+Conditions: each trial's detector fits the same conditions correction as ``train`` would
+(the ``conditions`` setting of ``tune``, checked by
+:func:`dc_mlops.data.correction.conditions_column`), so a tuned configuration is tuned for
+the inputs it will see.
+
 Pruning: an autoencoder reports ``-val_recon`` after every epoch (the study maximises, so
 the intermediate value is "higher is better" too; the reconstruction term alone, so trials
 with different λ compare on the same scale) and the pruner stops trials that lag the
@@ -28,6 +33,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from dc_mlops.data.correction import conditions_column
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors import registry
 from dc_mlops.errors import DataError
@@ -56,9 +62,14 @@ class TuningData:
     y_eval: np.ndarray
     subsystem_eval: np.ndarray
     feature_names: list[str] = field(default_factory=list)
+    #: per-LS conditions of train / val / eval (None: no conditions correction)
+    c_train: np.ndarray | None = None
+    c_val: np.ndarray | None = None
+    c_eval: np.ndarray | None = None
+    conditions: str = "none"
 
     @classmethod
-    def load(cls, preprocess_run: str) -> "TuningData":
+    def load(cls, preprocess_run: str, conditions: str = "pileup") -> "TuningData":
         data = tr.load_preprocessed(preprocess_run, parts=("train", "val", "known_bad"))
         names = data.spec["feature_names"]
         val, bad = data.splits["val"], data.splits["known_bad"]
@@ -78,10 +89,19 @@ class TuningData:
         X_bad = feature_matrix(bad, names, "known_bad split")
         subsystem = np.concatenate([np.full(len(val), "good", dtype=object),
                                     bad["subsystem"].replace("", "unknown").to_numpy(dtype=object)])
-        return cls(X_train=feature_matrix(data.splits["train"], names, "train split"),
+        train = data.splits["train"]
+        col = conditions_column(conditions, train, {"validation": val, "known bad": bad},
+                                where=f"preprocess run {preprocess_run}")
+
+        def c(frame):
+            return None if col == "none" else frame[col].to_numpy(np.float64)
+
+        return cls(X_train=feature_matrix(train, names, "train split"),
                    X_val=X_val, X_eval=np.vstack([X_val, X_bad]),
                    y_eval=np.r_[np.zeros(len(val), int), np.ones(len(bad), int)],
-                   subsystem_eval=subsystem, feature_names=list(names))
+                   subsystem_eval=subsystem, feature_names=list(names),
+                   c_train=c(train), c_val=c(val),
+                   c_eval=None if col == "none" else np.r_[c(val), c(bad)], conditions=col)
 
 
 @dataclass
@@ -110,8 +130,8 @@ class Objective:
                               **_flat(detector.get_params())}, dict(self.run_tags))
         trial.set_user_attr("mlflow_run_id", run.run_id)
         try:
-            detector.fit(self.data.X_train, self.data.X_val,
-                         on_epoch_end=_epoch_hook(trial, run))
+            detector.fit(self.data.X_train, self.data.X_val, conditions=self.data.c_train,
+                         conditions_val=self.data.c_val, on_epoch_end=_epoch_hook(trial, run))
             metrics = evaluate(detector, self.data)
         except optuna.TrialPruned as exc:
             run.finish("PRUNED", reason=str(exc))
@@ -143,7 +163,7 @@ def _epoch_hook(trial: optuna.Trial, run: TrialRun):
 
 def evaluate(detector, data: TuningData) -> dict[str, float]:
     """Detection metrics on the labelled validation set, and the good-LS loss beside them."""
-    scores = detector.score(data.X_eval)
+    scores = detector.score(data.X_eval, data.c_eval)
     if not np.isfinite(scores).all():
         raise DivergedError("non-finite decision values on the validation set")
     metrics = detection_metrics(data.y_eval, scores, "val", groups=data.subsystem_eval)

@@ -186,6 +186,7 @@ class WorkerSpec:
     options: TuneOptions
     run_tags: Mapping[str, str]
     worker: int = 0
+    conditions: str = "pileup"  # the conditions column the detector corrects for
     device: str | None = None  # CUDA device id; None: CPU
     cpu_threads: int = 0  # TensorFlow intra-op threads; 0: TensorFlow's default
     log_level: int = logging.INFO
@@ -319,14 +320,14 @@ def worker_main(spec: WorkerSpec, tickets, deadline: float,
             return worker_main(spec, tickets, deadline, own, bar)
     from dc_mlops.tracking.runs import set_tracking_uri
     set_tracking_uri(spec.tracking_uri)
-    if spec.cpu_threads:
+    if spec.cpu_threads and _keras_backend() == "tensorflow":
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(spec.cpu_threads)
     from dc_mlops.detectors import registry
     from dc_mlops.tuning.objective import DivergedError, Objective, TuningData
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    data = TuningData.load(spec.preprocess_run)
+    data = TuningData.load(spec.preprocess_run, spec.conditions)
     n_existing = len(optuna.load_study(study_name=spec.study_name, storage=storage).trials)
     study = optuna.load_study(study_name=spec.study_name, storage=storage,
                               sampler=make_sampler(spec.seed, spec.worker, n_existing, spec.options),
@@ -335,7 +336,7 @@ def worker_main(spec: WorkerSpec, tickets, deadline: float,
                           seed=spec.seed, fixed=spec.options.fixed, worker=spec.worker,
                           run_tags=spec.run_tags)
     catch: tuple[type[Exception], ...] = (DivergedError,)
-    if registry.family(spec.model) == "autoencoder":
+    if registry.family(spec.model) == "autoencoder" and _keras_backend() == "tensorflow":
         import tensorflow as tf
         catch += (tf.errors.ResourceExhaustedError,)  # a too-large batch on a small GPU
     done = 0
@@ -344,6 +345,12 @@ def worker_main(spec: WorkerSpec, tickets, deadline: float,
                        callbacks=[_progress(spec.worker, bar)])
         done += 1
     return done
+
+
+def _keras_backend() -> str:
+    """The Keras backend this process will use, without importing Keras (JAX and PyTorch
+    hosts have no TensorFlow to import)."""
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
 def _progress(worker: int, bar=None):

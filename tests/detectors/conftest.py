@@ -1,4 +1,9 @@
-"""Seeded synthetic LS: correlated good rows in [0, 1] and anomalies shifted on a few features."""
+"""Seeded synthetic LS for the detector contract (shapes, persistence, errors, conditions).
+
+The toy data here checks the interface, not detection quality: a constant-output model
+would pass an AUC floor on it. Quality is judged on simulated CMS data against distance to
+the training mean (``test_quality.py``, ``simulated.py``).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +14,7 @@ N_FEATURES = 20
 #: small and quick versions of every detector: the contract, not the physics, is under test
 FAST_PARAMS: dict[str, dict] = {
     "autoencoder": dict(hidden=(32, 16), latent_dim=4, epochs=5, batch_size=64,
-                        learning_rate=1e-2, patience=5),
+                        learning_rate=1e-2),
     "ocsvm": dict(nu=0.05, max_samples=1000),
     "iforest": dict(n_estimators=50),
     "pca": dict(n_components=4),
@@ -49,3 +54,11 @@ def data():
     """(train, held-out good, anomalies): 1500 × 20 training LS, 300 good and 300 bad."""
     train, good, bad = _make(1500, 300, seed=7)
     return train, good[:300], bad
+
+
+@pytest.fixture(scope="session")
+def pileup(data):
+    """Per-LS pile-up values for (train, good, bad) of ``data``."""
+    rng = np.random.default_rng(8)
+    c = [rng.uniform(20, 50, len(part)) for part in data]
+    return c

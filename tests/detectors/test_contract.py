@@ -1,17 +1,23 @@
-"""The contract every registered detector keeps (STYLE: one test over all of them)."""
+"""The contract every registered detector keeps (STYLE: one test over all of them).
+
+Interface only: shapes, persistence, errors, the conditions correction. Whether a detector
+sees failures is ``test_quality.py``'s business (toy data cannot tell a working model from a
+constant one).
+"""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
 
 from dc_mlops.detectors import load_detector, registry
 from dc_mlops.errors import DataError
 
 NAMES = registry.names()
-AUC_FLOOR = 0.8
+FRAMEWORKS = ("tensorflow", "keras", "jax", "torch")
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +25,13 @@ def fitted(data, fast_params):
     """Each detector fitted once on the training LS (module cache keeps the run quick)."""
     train, _, _ = data
     return {name: registry.build(name, **fast_params(name)).fit(train) for name in NAMES}
+
+
+@pytest.fixture(scope="module")
+def fitted_with_conditions(data, pileup, fast_params):
+    """Each detector fitted with pile-up values (the conditions correction on)."""
+    return {name: registry.build(name, **fast_params(name)).fit(data[0], conditions=pileup[0])
+            for name in NAMES}
 
 
 def test_registry_lists_every_model_of_the_study():
@@ -29,12 +42,38 @@ def test_registry_lists_every_model_of_the_study():
     assert {registry.family(n) for n in NAMES} == {"autoencoder", "baseline"}
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_the_lazy_table_agrees_with_the_classes(name):
+    cls = registry.detector_class(name)
+    assert cls.name == name and cls.family == registry.family(name)
+
+
+def test_listing_and_using_a_baseline_imports_no_deep_learning_framework(tmp_path):
+    code = f"""
+import sys
+import numpy as np
+from dc_mlops.detectors import registry, load_detector
+from dc_mlops.settings import TrainSettings
+registry.names(); registry.family("vanilla_ae"); TrainSettings(model="sparse_ae")
+X = np.random.default_rng(0).normal(size=(200, 5)); c = np.linspace(10, 50, 200)
+registry.build("pca").fit(X, conditions=c).save({str(tmp_path / 'pca')!r})
+load_detector({str(tmp_path / 'pca')!r}).score(X, conditions=c)
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in {FRAMEWORKS!r})
+print(loaded)
+assert not loaded, loaded
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
 def test_unknown_name_lists_known_ones():
     with pytest.raises(DataError, match="known: vanilla_ae"):
         registry.build("vanila_ae")
 
 
 @pytest.mark.parametrize("name,param", [("vanilla_ae", "lambda_sparse"),
+                                        ("vanilla_ae", "sparse_on"),
                                         ("sparse_ae", "kl_weight"), ("ocsvm", "epochs")])
 def test_unknown_param_is_a_data_error(name, param):
     with pytest.raises(DataError, match=param):
@@ -48,22 +87,31 @@ def test_default_params_are_json_and_round_trip(name):
     assert registry.build(name, **params).get_params() == params
 
 
+def test_the_study_preset_gives_the_study_numbers_and_parameters_override_it():
+    det = registry.build("sparse_ae", preset="study")
+    assert (det.lambda_sparse, det.sparse_on, det.learning_rate, det.beta_1, det.beta_2,
+            det.epochs, det.latent_dim) == (1e-5, "weights", 1e-4, 0.7, 0.9, 1200, 16)
+    assert registry.build("sparse_ae", preset="study", epochs=30).epochs == 30
+    # a variant takes only the study numbers it has a term for
+    assert "lambda_sparse" not in registry.build("vanilla_ae", preset="study").get_params()
+    assert registry.build("pca", preset="study").get_params() == registry.default_params("pca")
+    with pytest.raises(DataError, match="unknown preset"):
+        registry.build("pca", preset="paper")
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_fit_returns_self_and_records_fitted_attributes(name, data, fitted):
     det = fitted[name]
     assert det.n_features_in_ == data[0].shape[1]
     assert det.fit_seconds_ > 0
     assert isinstance(det.history_, dict)
+    assert det.conditions_range_ is None
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_anomalies_score_higher(name, data, fitted):
-    _, good, bad = data
-    s_good, s_bad = fitted[name].score(good), fitted[name].score(bad)
-    assert s_good.shape == (len(good),) and np.isfinite(s_good).all()
-    assert s_bad.mean() > s_good.mean()
-    y = np.r_[np.zeros(len(good)), np.ones(len(bad))]
-    assert roc_auc_score(y, np.r_[s_good, s_bad]) > AUC_FLOOR
+def test_scores_are_finite_one_per_ls(name, data, fitted):
+    s = fitted[name].score(data[1])
+    assert s.shape == (len(data[1]),) and np.isfinite(s).all()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -75,6 +123,46 @@ def test_save_load_gives_identical_scores(name, data, fitted, tmp_path):
     X = np.r_[data[1], data[2]]
     np.testing.assert_array_equal(back.score(X), det.score(X))
     assert type(det).load(tmp_path / name).n_features_in_ == det.n_features_in_
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_conditions_correction_is_saved_inside_the_detector(
+        name, data, pileup, fitted_with_conditions, tmp_path):
+    det = fitted_with_conditions[name]
+    assert det.conditions_range_ == (pileup[0].min(), pileup[0].max())
+    det.save(tmp_path / name)
+    assert (tmp_path / name / "conditions.npz").is_file()
+    back = load_detector(tmp_path / name)
+    assert back.conditions_range_ == det.conditions_range_
+    X, c = np.r_[data[1], data[2]], np.r_[pileup[1], pileup[2]]
+    np.testing.assert_array_equal(back.score(X, c), det.score(X, c))
+    # the conditions change the scores: they are used, not just carried
+    assert not np.array_equal(det.score(X, c), det.score(X, c[::-1]))
+
+
+@pytest.mark.parametrize("name", ["pca", "vanilla_ae"])
+def test_conditions_must_match_how_the_detector_was_fitted(
+        name, data, pileup, fitted, fitted_with_conditions):
+    with pytest.raises(DataError, match="fitted with a conditions correction .fitted range"):
+        fitted_with_conditions[name].score(data[1])
+    with pytest.raises(DataError, match="fitted without conditions"):
+        fitted[name].score(data[1], pileup[1])
+    with pytest.raises(DataError, match="has 3 values for 300 LS"):
+        fitted_with_conditions[name].score(data[1], pileup[1][:3])
+    with pytest.raises(DataError, match="validation data needs its conditions"):
+        registry.build(name).fit(data[0], data[1], conditions=pileup[0])
+
+
+def test_ls_outside_the_fitted_conditions_range_are_counted_and_reported(
+        data, pileup, fitted_with_conditions, caplog):
+    det = fitted_with_conditions["pca"]
+    lo, hi = det.conditions_range_
+    c = np.full(len(data[1]), (lo + hi) / 2)
+    c[:7] = hi + 5
+    assert det.conditions_outside(c).sum() == 7
+    with caplog.at_level("WARNING"):
+        det.score(data[1], c)
+    assert "7 of 300 LS have conditions outside the fitted range" in caplog.text
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -99,13 +187,13 @@ def test_explain_shape_or_clear_refusal(name, data, fitted):
     assert contrib[:, :4].mean() > contrib[:, 4:].mean()
 
 
-def test_scoring_in_batches_matches_one_pass(data, fitted):
-    det = fitted["vanilla_ae"]
-    X = np.r_[data[1], data[2]]
-    whole = det.score(X)
+def test_scoring_in_batches_matches_one_pass(data, pileup, fitted_with_conditions):
+    det = fitted_with_conditions["vanilla_ae"]
+    X, c = np.r_[data[1], data[2]], np.r_[pileup[1], pileup[2]]
+    whole = det.score(X, c)
     det.score_batch_size = 7
     try:
-        np.testing.assert_allclose(det.score(X), whole, rtol=1e-6)
+        np.testing.assert_allclose(det.score(X, c), whole, rtol=1e-6)
     finally:
         del det.score_batch_size
 

@@ -1,0 +1,123 @@
+"""The conditions correction (SPEC §3.1): what it removes, what it keeps, where it stops."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dc_mlops.data.correction import (METHODS, ConditionsCorrection, check_conditions,
+                                      conditions_column)
+from dc_mlops.errors import DataError
+
+
+def _good_ls(n: int = 3000, seed: int = 0):
+    """Features with a linear, a curved and no pile-up dependence, and a spread that
+    shrinks with pile-up (more entries per LS at high pile-up)."""
+    rng = np.random.default_rng(seed)
+    c = rng.uniform(15, 55, n)
+    noise = rng.normal(size=(n, 3))
+    X = np.stack([3.0 + 0.5 * c + noise[:, 0] * (2.0 - c / 55),
+                  100.0 - 0.02 * (c - 35) ** 2 + 0.3 * noise[:, 1],
+                  7.0 + noise[:, 2]], axis=1)
+    return X, c
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_residuals_lose_the_pileup_dependence_and_are_in_spread_units(method):
+    X, c = _good_ls()
+    R = ConditionsCorrection(method).fit(X, c).transform(X, c)
+    for j in range(X.shape[1]):
+        assert abs(np.corrcoef(R[:, j], c)[0, 1]) < 0.05
+        assert abs(np.corrcoef(np.abs(R[:, j]), c)[0, 1]) < 0.1  # the spread follows c too
+    np.testing.assert_allclose(R.std(axis=0), 1.0, atol=0.1)
+    # without the correction the first feature is almost all pile-up
+    assert abs(np.corrcoef(X[:, 0], c)[0, 1]) > 0.9
+
+
+def test_a_few_bad_ls_among_the_good_ones_do_not_move_the_fit():
+    X, c = _good_ls()
+    clean = ConditionsCorrection().fit(X, c)
+    dirty_X = X.copy()
+    hit = np.random.default_rng(1).choice(len(X), size=len(X) // 100, replace=False)
+    dirty_X[hit, 0] += 50.0  # 1 % of LS far off
+    dirty = ConditionsCorrection().fit(dirty_X, c)
+    grid = np.linspace(16, 54, 20)
+    shift = np.abs(dirty.centre(grid) - clean.centre(grid))[:, 0] / clean.spread(grid)[:, 0]
+    assert shift.max() < 0.1
+
+
+def test_outside_the_fitted_range_is_clamped_and_flagged():
+    X, c = _good_ls()
+    corr = ConditionsCorrection().fit(X, c)
+    lo, hi = corr.range_
+    assert (lo, hi) == (c.min(), c.max())
+    far = np.array([lo - 10, lo, (lo + hi) / 2, hi, hi + 10])
+    x = np.tile(X[:1], (5, 1))
+    r = corr.transform(x, far)
+    np.testing.assert_array_equal(r[0], r[1])  # below the range: as at the edge
+    np.testing.assert_array_equal(r[4], r[3])
+    assert corr.outside(far).tolist() == [True, False, False, False, True]
+
+
+def test_save_and_load_give_the_same_residuals(tmp_path):
+    X, c = _good_ls()
+    corr = ConditionsCorrection().fit(X, c)
+    corr.save(tmp_path / "c.npz")
+    back = ConditionsCorrection.load(tmp_path / "c.npz")
+    assert back.method == corr.method and back.range_ == corr.range_
+    np.testing.assert_array_equal(back.transform(X, c), corr.transform(X, c))
+
+
+@pytest.mark.parametrize("values,match", [
+    (np.full(100, 30.0), "only 1 distinct value"),
+    (np.r_[np.nan, np.arange(99.0)], "NaN or inf for 1 LS .first in row 0"),
+    (np.arange(50.0), "has 50 values for 100 LS"),
+    (np.ones((100, 2)), "1-D"),
+])
+def test_unusable_conditions_are_one_line_errors(values, match):
+    X = np.random.default_rng(0).normal(size=(100, 3))
+    with pytest.raises(DataError, match=match):
+        ConditionsCorrection().fit(X, values)
+
+
+def test_check_conditions_names_the_first_bad_row():
+    with pytest.raises(DataError, match="row 2"):
+        check_conditions([1.0, 2.0, np.inf, 4.0], 4, "test conditions")
+
+
+def _split(**cols) -> pd.DataFrame:
+    return pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in cols.items()})
+
+
+def test_conditions_column_picks_and_checks_the_column():
+    train = _split(pileup=np.linspace(20, 50, 40), lumi=np.linspace(8, 20, 40))
+    test = _split(pileup=[30.0], lumi=[10.0])
+    assert conditions_column("pileup", train, {"test": test}) == "pileup"
+    assert conditions_column("lumi", train, {"test": test}) == "lumi"
+    assert conditions_column("none", train) == "none"
+
+
+def test_unknown_pileup_falls_back_to_lumi_only_when_it_is_unknown_everywhere():
+    lumi = np.linspace(8, 20, 40)
+    no_pu = _split(lumi=lumi)
+    assert conditions_column("pileup", no_pu, {"test": _split(lumi=[9.0])}) == "lumi"
+    nan_pu = _split(lumi=lumi, pileup=np.full(40, np.nan))
+    assert conditions_column("pileup", nan_pu, {"test": _split(lumi=[9.0])}) == "lumi"
+    # pile-up known for some LS only: an error, not a silent mix
+    partly = _split(lumi=lumi, pileup=np.r_[np.full(39, 30.0), np.nan])
+    with pytest.raises(DataError, match="no pileup value for 1 of its 40 training LS"):
+        conditions_column("pileup", partly, where="preprocess run abc")
+
+
+@pytest.mark.parametrize("train,match", [
+    (_split(lumi=np.zeros(40)), "only 1 distinct lumi"),  # lstable's "unknown" lumi
+    (_split(pileup=np.linspace(20, 50, 40)), None),
+])
+def test_conditions_column_errors_name_the_run_and_the_way_out(train, match):
+    test = _split(lumi=[1.0])  # no pile-up in the test split
+    with pytest.raises(DataError) as err:
+        conditions_column("pileup" if "pileup" in train else "lumi", train, {"test": test},
+                          where="preprocess run abc")
+    msg = str(err.value)
+    assert "preprocess run abc" in msg and "conditions=none" in msg
+    assert match is None or match in msg

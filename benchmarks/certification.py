@@ -103,7 +103,7 @@ def walk(era: Path, pds: list[str], models: list[str], s: EvaluateSettings) -> d
         for m in models:
             t0 = time.time()
             wf = run_plan(frame, names, steps, builder(m), s.conditions, s.max_good_as_bad,
-                          s.max_bad_as_good)
+                          s.max_bad_as_good, folds=s.calib_folds)
             out[(pd_name, m)] = wf
             mt = wf.metrics()
             print(f"{pd_name} {m}: {len(steps)} steps in {time.time() - t0:.0f} s, correct "
@@ -174,7 +174,7 @@ def review_stream(era: Path, pds: list[str], picks: dict, s: EvaluateSettings) -
         cut_at = int(len(runs) * 0.75)
         window = latest_window(runs[:cut_at], n_good[:cut_at], s.window_runs, s.calib_runs)
         res = fit_step(frame, names, window, builder(m), s.conditions, s.max_good_as_bad,
-                       s.max_bad_as_good)
+                       s.max_bad_as_good, s.calib_folds)
         cut, calib = res.cutoffs, res.calib_scores
         known_bad = res.bad_scores
         found_bad = np.zeros(0)
@@ -234,7 +234,8 @@ def certify_cost(era: Path, work: Path) -> list[list]:
     s = EvaluateSettings()
     runs, n_good, _ = plan(frame, s)
     res = fit_step(frame, names, latest_window(runs, n_good, s.window_runs, s.calib_runs),
-                   builder("pca"), s.conditions, s.max_good_as_bad, s.max_bad_as_good)
+                   builder("pca"), s.conditions, s.max_good_as_bad, s.max_bad_as_good,
+                   s.calib_folds)
     code = """
 import json, mlflow, numpy as np, pandas as pd, sys
 from dc_mlops.detectors import load_detector

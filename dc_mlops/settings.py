@@ -308,7 +308,10 @@ class EvaluateSettings(_Validated):
     window_runs: int = _p(30, "rolling: runs in the training window before each block",
                           at_least(2))
     calib_runs: int = _p(8, "rolling: the newest runs of the window, held out to calibrate "
-                            "the cut-offs", _POSITIVE)
+                            "the cut-offs when calib_folds is 0", _POSITIVE)
+    calib_folds: int = _p(4, "rolling/era: calibrate on out-of-fold scores of every window run "
+                             "(this many run folds, each scored by a model that did not see "
+                             "it); 0: on the newest calib_runs only", _NONNEG)
     step_runs: int = _p(10, "rolling: runs certified per step", _POSITIVE)
     conditions: str = _p("pileup", "conditions fit before the detector: pileup, lumi or none",
                          one_of(*CONDITIONS))
@@ -326,6 +329,9 @@ class EvaluateSettings(_Validated):
         return [int(x) for x in self.seeds.split(",") if x.strip()]
 
     def _check_together(self) -> None:
+        if self.calib_folds == 1:
+            raise DataError("parameter calib_folds: 1 fold leaves nothing to train on; use 0 "
+                            "(the newest calib_runs) or at least 2")
         if self.calib_runs >= self.window_runs:
             raise DataError(f"parameter calib_runs ({self.calib_runs}) must be smaller than "
                             f"window_runs ({self.window_runs}): the rest of the window trains")

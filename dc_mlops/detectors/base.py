@@ -188,9 +188,11 @@ class Detector(ABC):
         outside = int(correction.outside(c).sum())
         if outside:
             lo, hi = correction.range_
-            log.warning("%s: %d of %d LS have conditions outside the fitted range "
-                        "%.4g-%.4g; corrected as if at the edge, not extrapolated",
-                        self.name, outside, n_rows, lo, hi)
+            # debug: callers decide what to do with them (the grey zone sends them to
+            # review, certify reports them); a walk would repeat this at every step
+            log.debug("%s: %d of %d LS have conditions outside the fitted range "
+                      "%.4g-%.4g; corrected as if at the edge, not extrapolated",
+                      self.name, outside, n_rows, lo, hi)
         return c
 
     def conditions_outside(self, conditions: Any) -> np.ndarray:

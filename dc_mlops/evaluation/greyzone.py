@@ -119,10 +119,18 @@ def fit_cutoffs(calib_good: np.ndarray, known_bad: np.ndarray, max_good_as_bad: 
                    bad_needed(max_bad_as_good, confidence), confidence)
 
 
-def decide(scores: np.ndarray, t_good: float, t_bad: float) -> np.ndarray:
-    """GOOD below t_good, BAD above t_bad, GREY in between (ties are GREY)."""
+def decide(scores: np.ndarray, t_good: float, t_bad: float,
+           outside: np.ndarray | None = None) -> np.ndarray:
+    """GOOD below t_good, BAD above t_bad, GREY in between (ties are GREY).
+
+    ``outside`` marks LS whose run conditions (pile-up) lie outside the range the detector
+    was fitted on: its score there is an extrapolation, so neither cut-off applies and the
+    LS goes to a person (GREY), whatever its score."""
     scores = np.asarray(scores, dtype=np.float64)
-    return np.where(scores < t_good, GOOD, np.where(scores > t_bad, BAD, GREY))
+    d = np.where(scores < t_good, GOOD, np.where(scores > t_bad, BAD, GREY))
+    if outside is not None:
+        d = np.where(np.asarray(outside, dtype=bool), GREY, d)
+    return d
 
 
 def decision_metrics(decisions: np.ndarray, labels: np.ndarray, judged: np.ndarray | None = None,

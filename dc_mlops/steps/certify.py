@@ -173,7 +173,8 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
     scores = cert.detector.score(X) if c is None else cert.detector.score(X, conditions=c)
     calib = np.asarray(spec["calibration_scores"], dtype=np.float64)
     t = spec["thresholds"]
-    decision = decide(scores, t["t_good"], t["t_bad"]).astype(object)
+    outside = None if c is None else cert.detector.conditions_outside(c)
+    decision = decide(scores, t["t_good"], t["t_bad"], outside).astype(object)
     domain = domain_report(X[~low], names, spec["feature_min"], spec["feature_max"],
                            scores[~low], calib, None if c is None else c[~low],
                            spec.get("conditions_range"))

@@ -178,9 +178,10 @@ def _candidate(s: EvaluateSettings, data, frame: pd.DataFrame, names: list[str],
             history = pd.concat([data.splits[p] for p in ("train", "val", "calib")])
         else:
             wf = run_plan(frame, names, plan.steps, build, conditions, s.max_good_as_bad,
-                          s.max_bad_as_good, on_step=lambda i: bar.update(1))
+                          s.max_bad_as_good, on_step=lambda i: bar.update(1),
+                          folds=s.calib_folds)
             final = fit_step(frame, names, plan.final, build, conditions, s.max_good_as_bad,
-                             s.max_bad_as_good)
+                             s.max_bad_as_good, s.calib_folds)
             history = frame[frame["runId"].isin(plan.final.history_runs)
                             & (frame["label"] == 0)]
         metrics = wf.metrics("test")
@@ -221,8 +222,11 @@ def certifier_spec(base: dict, model: str, s: EvaluateSettings, final: StepResul
         cutoffs=final.cutoffs.to_dict(), calibration_scores=scores.tolist(),
         known_bad_scores=np.sort(final.bad_scores).tolist(),
         feature_min=X.min(axis=0).tolist(), feature_max=X.max(axis=0).tolist(),
-        train_runs=list(final.step.train_runs), calib_runs=list(final.step.calib_runs),
-        evaluation_run=evaluation_run, candidate_run=candidate_run, protocol=s.protocol)
+        # cross-fitted (calib_folds >= 2): the certifier trained on every window run, and the
+        # calibration scores are out-of-fold scores of the same runs
+        train_runs=list(final.step.history_runs if final.folds else final.step.train_runs),
+        calib_runs=list(final.step.history_runs if final.folds else final.step.calib_runs),
+        calib_folds=final.folds, evaluation_run=evaluation_run, candidate_run=candidate_run, protocol=s.protocol)
     if conditions:
         c = history[conditions].to_numpy(np.float64)
         spec["conditions_range"] = [float(np.nanmin(c)), float(np.nanmax(c))]

@@ -55,7 +55,8 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         out = pd.DataFrame({"score": scores})
         cut = self.spec.get("thresholds")
         if cut:
-            out["decision"] = decide(scores, cut["t_good"], cut["t_bad"])
+            outside = None if conditions is None else self.detector.conditions_outside(conditions)
+            out["decision"] = decide(scores, cut["t_good"], cut["t_bad"], outside)
         return out
 
 

@@ -160,9 +160,13 @@ def test_ls_outside_the_fitted_conditions_range_are_counted_and_reported(
     c = np.full(len(data[1]), (lo + hi) / 2)
     c[:7] = hi + 5
     assert det.conditions_outside(c).sum() == 7
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("DEBUG", logger="dc_mlops"):
         det.score(data[1], c)
     assert "7 of 300 LS have conditions outside the fitted range" in caplog.text
+    # the grey zone sends them to review, whatever their score
+    from dc_mlops.evaluation.greyzone import BAD, GOOD, GREY, decide
+    d = decide(np.r_[0.0, 9.0, 0.0], 1.0, 5.0, outside=np.r_[True, True, False])
+    assert list(d) == [GREY, GREY, GOOD] and BAD not in d
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -29,7 +29,7 @@ log = logging.getLogger("dc_mlops")
 
 #: the chain's budget: two fast baselines, one seed, a walk of a few steps (each step fits
 #: calib_folds + 1 models; the autoencoders are compared with `evaluate --models`)
-MAIN_MODELS = "pca,ocsvm"
+MAIN_MODELS = "pca,knn"
 MAIN_SEEDS = "0"
 
 

@@ -109,7 +109,27 @@ def load_ls_table(data: str, pd_name: str, labels: LabelOptions,
                              f["origin"].to_numpy(), f["scenario"].to_numpy(),
                              table.feature_set.name, mapping) \
         & (f["EventsPerLs"].to_numpy() >= min_events)
+    if is_era_folder(path):
+        f["judged"] &= _visible_in(path / ERA_FILES["truth"], table.feature_set.name, f)
     return table
+
+
+def _visible_in(truth_file: Path, pd_name: str, frame: pd.DataFrame) -> np.ndarray:
+    """False for the failure LS a simulated era's truth table says ``pd_name`` cannot see
+    (visibility below 1, or none: its histograms do not move). A DC expert flagged them from
+    another PD; this PD's detector is not judged on them (SPEC §2.5: judged on the failures
+    of its subsystems *that it shows*). Real data has no truth table: every LS stays."""
+    column = f"visibility_{pd_name}"
+    if not truth_file.is_file():
+        return np.ones(len(frame), bool)
+    try:
+        truth = pd.read_parquet(truth_file, columns=["run", "ls", "origin", column])
+    except (KeyError, ValueError, OSError, pa.ArrowInvalid):
+        return np.ones(len(frame), bool)  # an older truth table or a custom PD: no claim
+    hidden = truth[(truth["origin"] == "failure") & ~(truth[column] >= 1.0)]
+    key = pd.MultiIndex.from_arrays([frame["runId"].to_numpy(), frame["lumiId"].to_numpy()])
+    return ~key.isin(pd.MultiIndex.from_arrays([hidden["run"].to_numpy(),
+                                                hidden["ls"].to_numpy()]))
 
 
 def histograms_file(data: str | Path, pd_name: str) -> Path:

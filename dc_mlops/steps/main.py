@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from dc_mlops.data.responsibility import DEFAULT_MAP, subsystems_of
 from dc_mlops.settings import (PDS, CertifySettings, EvaluateSettings, MainSettings,
                                PreprocessSettings, PromoteSettings, SimulateSettings)
 from dc_mlops.steps.preprocess import run_preprocess
@@ -151,6 +152,11 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert) -> list[str]:
             if sm["bad_as_good_rate"] > target_bag:
                 alarms.append(f"!! bad->GOOD {sm['bad_as_good_rate']:.2%} is over its target")
         lines.append(f"decided by: {models}; outputs in {cert.out}")
+        unjudged = [r.pd for r in results if not r.promotion.production]
+        if unjudged:
+            subs = sorted(set().union(*(subsystems_of(p, DEFAULT_MAP) for p in unjudged)))
+            alarms.append(f"!! {', '.join(subs)} not judged ({', '.join(unjudged)} has no "
+                          "certifier): the GOOD LS are GOOD for the other subsystems only")
         for pd_name, d in sm["domain"].items():
             if not d["in_domain"]:
                 alarms.append(f"!! {pd_name}: the new era is outside the certifier's domain "

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from dc_mlops.data.responsibility import (DEFAULT_MAP, judged_bad, load_responsibility,
@@ -49,3 +50,24 @@ def test_judged_bad_follows_the_pd_and_never_dcs_or_low_statistics():
     # a custom feature set (e.g. the pixel ME) is judged on every bad LS it could be
     custom = judged_bad(label, sub, origin, scen, "my_pixel_set", DEFAULT_MAP)
     assert custom.tolist() == [True, True, True, False, True, False, False]
+
+
+def test_a_pd_is_not_judged_on_failures_its_histograms_do_not_show(tmp_path):
+    """In a simulated era, a failure LS flagged from another PD (visibility below 1 in this
+    one) is bad for this PD's labels but not judged: its AUC and t_good leave it out."""
+    from dc_mlops.data.lstable import LabelOptions, load_ls_table
+    from dc_mlops.data.simulator import write_simulation
+
+    era = tmp_path / "era"
+    write_simulation(era, ["EGamma", "JetHT"], ["2018B"], 6000, seed=3)
+    hidden = 0
+    truth = pd.read_parquet(era / "truth.parquet")
+    for pd_name in ("EGamma", "JetHT"):
+        f = load_ls_table(str(era), pd_name, LabelOptions()).frame
+        t = truth[truth["origin"] == "failure"].rename(columns={"run": "runId", "ls": "lumiId"})
+        m = f.merge(t, on=["runId", "lumiId"], how="inner")
+        mine = m["subsystem_y"].isin(subsystems_of(pd_name, DEFAULT_MAP))
+        seen = m[f"visibility_{pd_name}"] >= 1
+        assert (m["judged"] == (mine & seen & (m["EventsPerLs"] >= 500))).all(), pd_name
+        hidden += int((mine & ~seen).sum())
+    assert hidden > 0  # the case exists: flagged from another PD, not judged here

@@ -29,5 +29,10 @@ def test_main_runs_every_step_and_prints_how_to_open_the_ui(main_store):
     assert counts["ls_good"] + counts["ls_bad"] + counts["ls_grey"] \
         + counts["ls_low_statistics"] + counts["ls_dcs_bad"] == counts["ls_total"]
     assert read_certjson(folder / "certified_golden.json").n_ls == counts["ls_good"]
+    # the outcome, against the new era's Golden JSON: something decided automatically, and
+    # no more wrong decisions than the targets allow (a useless certifier fails here)
+    assert counts["ls_good"] > 0 and counts["ls_bad"] > 0, counts
+    assert summary["good_as_bad_rate"] <= 0.01, summary["good_as_bad_rate"]
+    assert summary["bad_as_good_rate"] <= 0.01, summary["bad_as_good_rate"]
     assert client.get_model_version_by_alias("dc-certifier-ZeroBias", "production")
     mlflow.set_tracking_uri(None)

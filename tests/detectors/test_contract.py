@@ -212,3 +212,16 @@ def test_nan_input_is_a_data_error(data):
 def test_unfitted_detector_says_so(data):
     with pytest.raises(DataError, match="not fitted"):
         registry.build("knn").score(data[1])
+
+
+@pytest.mark.parametrize("name", ["pca", "knn", "ocsvm", "iforest"])
+def test_baseline_scores_are_comparable_between_fits_on_more_or_less_data(name):
+    """The cross-fitted calibration compares scores of models fitted on 3/4 of a window with
+    the certifier's, fitted on all of it: the same LS must score about the same."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 8))
+    test = rng.normal(size=(500, 8))
+    small = registry.build(name).fit(X[:3000]).score(test)  # one fold left out of four
+    big = registry.build(name).fit(X).score(test)
+    ratio = np.median(big) / np.median(small)
+    assert 0.9 < ratio < 1.1, f"{name}: median score x{ratio:.2f} with 4/3 the training LS"

@@ -38,12 +38,16 @@ def rank(summary: pd.DataFrame, max_good_as_bad: float, max_bad_as_good: float,
         gab = getattr(r, "test_good_as_bad_rate_mean")
         bag = getattr(r, "test_bad_as_good_rate_mean")
         reasons = []
-        if not np.isfinite(gab) or gab > max_good_as_bad:
+        if not np.isfinite(gab):
+            reasons.append("good->BAD not measured (no good LS certified in the walk)")
+        elif gab > max_good_as_bad:
             reasons.append(f"good->BAD {gab:.4f} > {max_good_as_bad:g}")
-        if not np.isfinite(bag) or bag > max_bad_as_good:
+        if not np.isfinite(bag):  # unmeasured is not met: nothing says failures are caught
+            reasons.append("bad->GOOD not measured (no failure of the PD in the walk)")
+        elif bag > max_bad_as_good:
             reasons.append(f"bad->GOOD {bag:.4f} > {max_bad_as_good:g}")
         auc = getattr(r, "test_roc_auc_mean", np.nan)
-        if not auc > 0.5:
+        if np.isfinite(auc) and not auc > 0.5:
             reasons.append(f"ROC AUC {auc:.3f}: no better than chance")
         why.append("; ".join(reasons))
     out["why_not"] = why

@@ -31,4 +31,4 @@ def test_unmeasured_rates_and_chance_level_detectors_do_not_meet_targets():
     r = rank(summarise(c), 0.01, 0.01)
     assert not r["meets_targets"].any()
     why = dict(zip(r["model"], r["why_not"]))
-    assert "bad->GOOD nan" in why["no_bad_seen"] and "chance" in why["coin"]
+    assert "bad->GOOD not measured" in why["no_bad_seen"] and "chance" in why["coin"]

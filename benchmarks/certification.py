@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -227,6 +226,14 @@ def pyod_detector(model: str, seed: int = 0):
     return Peer(seed=seed)
 
 
+PEAK_WRAPPER = """
+import resource, subprocess, sys
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(rc)
+"""
+
+
 def certify_cost(era: Path, work: Path) -> list[list]:
     """dc-mlops certify of the 2018-sized JetHT era, raw histograms and feature table."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
@@ -266,17 +273,19 @@ with mlflow.start_run():
                               ("feature table (Parquet)", table_path, [])):
         out = work / f"cert-{len(rows)}"
         t0 = time.time()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        proc = subprocess.run([str(Path(sys.executable).parent / "dc-mlops"), "-q", "certify",
+        # a fresh wrapper per command: RUSAGE_CHILDREN of this process would keep the peak
+        # of every earlier child (the model logging, the other certify)
+        proc = subprocess.run([sys.executable, "-c", PEAK_WRAPPER,
+                               str(Path(sys.executable).parent / "dc-mlops"), "-q", "certify",
                                "--pd", "JetHT", "--data", str(data), "--model-uri", uri,
                                "--out", str(out), *extra], env=env, cwd=work,
                               capture_output=True, text=True)
         wall = time.time() - t0
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        peak = int(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else 0
         if proc.returncode:
             raise SystemExit(f"certify failed: {proc.stderr[-2000:]}")
         n = json.loads((out / "summary.json").read_text())["counts"]["ls_total"]
-        rows.append([what, n, f"{wall:.1f}", f"{max(peak, before) / 1024:.0f}",
+        rows.append([what, n, f"{wall:.1f}", f"{peak / 1024:.0f}",
                      "yes" if wall <= 60 else "no", "yes" if peak / 1024 <= 2048 else "no"])
     return rows
 

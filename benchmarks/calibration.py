@@ -31,6 +31,7 @@ from _report import table, write  # noqa: E402
 from dc_mlops.data.features import MIN_EVENTS  # noqa: E402
 from dc_mlops.data.lstable import LabelOptions, load_ls_table  # noqa: E402
 from dc_mlops.data.simulator import write_simulation  # noqa: E402
+from dc_mlops import console  # noqa: E402
 from dc_mlops.detectors import registry  # noqa: E402
 from dc_mlops.evaluation.protocols import rolling_steps  # noqa: E402
 from dc_mlops.evaluation.walkforward import run_plan  # noqa: E402
@@ -51,6 +52,7 @@ def history() -> Path:
 
 
 def main() -> None:
+    console.configure()  # library start-up noise off, as in the product's commands
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pds", default=",".join(PDS))
     ap.add_argument("--models", default="pca,knn,ocsvm")

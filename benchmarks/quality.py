@@ -25,11 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 from _report import table, write  # noqa: E402
 
+from dc_mlops import console  # noqa: E402
 from dc_mlops.detectors import registry  # noqa: E402
 from tests.detectors.simulated import same_era_split  # noqa: E402
 
 
 def main() -> None:
+    console.configure()  # library start-up noise off, as in the product's commands
     logging.getLogger("dc_mlops").setLevel(logging.ERROR)
     split = same_era_split("ZeroBias", n_ls=40000, seed=1, max_train=3000)
     c_tr, c_te = split.c("train"), split.c("test")

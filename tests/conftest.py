@@ -35,7 +35,11 @@ def tracking(tmp_path, monkeypatch) -> str:
 # tests share them)
 
 #: a walk over a 16-run era that certifies its last 10 runs in 3 steps
-SMALL_WALK = dict(window_runs=6, calib_runs=2, step_runs=4, conditions="none")
+#: walk sizes for the small test eras; their ~24 known failures support a 15 % bad->GOOD claim
+#: at 95 % confidence (19 needed), never 1 % (299): with the default target nothing would be
+#: certified GOOD, which is right for the product and useless for testing the mechanics
+SMALL_WALK = dict(window_runs=6, calib_runs=2, step_runs=4, conditions="none",
+                  max_bad_as_good=0.15)
 
 
 @pytest.fixture

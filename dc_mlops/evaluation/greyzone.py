@@ -114,6 +114,10 @@ def fit_cutoffs(calib_good: np.ndarray, known_bad: np.ndarray, max_good_as_bad: 
         raise ValueError("error-rate targets must lie in [0, 1)")
     t_bad = conformal_bad_cutoff(calib_good, max_good_as_bad)
     t_good, bound = bounded_good_cutoff(known_bad, max_bad_as_good, confidence)
+    if bound > max_bad_as_good:
+        # too few known failures to claim the target: certify nothing GOOD (LS below the
+        # lowest known failure may still be failures nobody has seen yet); BAD still works
+        t_good = -float("inf")
     return Cutoffs(min(t_good, t_bad), t_bad, max_good_as_bad, max_bad_as_good,
                    int(len(calib_good)), int(len(known_bad)), bound,
                    bad_needed(max_bad_as_good, confidence), confidence)

@@ -152,6 +152,13 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert) -> list[str]:
             if sm["bad_as_good_rate"] > target_bag:
                 alarms.append(f"!! bad->GOOD {sm['bad_as_good_rate']:.2%} is over its target")
         lines.append(f"decided by: {models}; outputs in {cert.out}")
+        for m in sm["models"]:
+            cut = m.get("cutoffs", {})
+            if cut and not cut.get("t_good_supported", True):
+                alarms.append(
+                    f"!! {m['pd']}: {cut['n_known_bad']} known failures cannot support "
+                    f"certifying GOOD at bad->GOOD <= {cut['max_bad_as_good']:g} "
+                    f"({cut['bad_needed']} needed): it flags BAD and sends the rest to review")
         unjudged = [r.pd for r in results if not r.promotion.production]
         if unjudged:
             subs = sorted(set().union(*(subsystems_of(p, DEFAULT_MAP) for p in unjudged)))

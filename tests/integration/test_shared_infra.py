@@ -21,6 +21,7 @@ from dc_mlops.steps.evaluate import run_evaluate
 from dc_mlops.steps.preprocess import run_preprocess
 from dc_mlops.steps.promote import run_promote
 from dc_mlops.steps.train import run_train
+from tests.conftest import SMALL_WALK
 from tests.integration import infra
 from tests.steps.test_preprocess import make_era
 
@@ -57,7 +58,8 @@ def chain(shared, tmp_path_factory):
         run_train(TrainSettings(model="sparse_ae", pd="ZeroBias", epochs=2, batch_size=64,
                                 preprocess_run=pre))
         ev = run_evaluate(EvaluateSettings(pd="ZeroBias", models="sparse_ae,pca", seeds="0",
-                                           preprocess_run=pre, max_good_as_bad=0.05))
+                                           preprocess_run=pre,
+                                           **(SMALL_WALK | {"max_good_as_bad": 0.05})))
         # the metric every evaluate has logged so far (this test is about infrastructure)
         promo = run_promote(PromoteSettings(pd="ZeroBias", evaluation_run=ev.run_id,
                                             metric="test_roc_auc"))

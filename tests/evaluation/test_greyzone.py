@@ -79,10 +79,10 @@ def test_too_few_known_failures_certify_nothing_good():
     """58 known bad LS cannot support bad->GOOD <= 5 % at 95 % (59 needed): below the lowest
     of them may still lie a failure nobody has seen, so t_good is -inf; BAD still works."""
     calib = np.arange(1.0, 1001.0)
-    few = fit_cutoffs(calib, np.linspace(2000, 3000, 58), 0.01, 0.05)
-    enough = fit_cutoffs(calib, np.linspace(2000, 3000, 59), 0.01, 0.05)
+    few = fit_cutoffs(calib, np.linspace(500, 3000, 58), 0.01, 0.05)
+    enough = fit_cutoffs(calib, np.linspace(500, 3000, 59), 0.01, 0.05)
     assert few.bad_needed == 59 and not few.t_good_supported and few.t_good == -np.inf
-    assert enough.t_good_supported and enough.t_good == 2000.0
+    assert enough.t_good_supported and enough.t_good == 500.0
     assert decide(np.array([0.5, 5000.0]), few.t_good, few.t_bad).tolist() == [GREY, BAD]
     assert GREY not in decide(np.array([1.0, 94.0, 96.0]), cut.t_good, cut.t_bad).tolist()
 

@@ -96,6 +96,26 @@ def _load_certifier(s: CertifySettings, pd_name: str) -> _Certifier:
     return _Certifier(pd_name, uri, version, inner.detector, spec)
 
 
+def _certifiers(s: CertifySettings) -> tuple[list[_Certifier], list[str]]:
+    """The certifiers to use and, for ``pd=all``, the PDs that have none in Production.
+
+    ``pd=all`` is the Golden JSON: an LS is GOOD only when every subsystem is judged GOOD,
+    so a PD without a certifier leaves its subsystems to people and nothing is GOOD (the
+    caller turns GOOD into GREY). Named PDs are certified for their own subsystems, as a
+    per-PD certification; every one of them must have a certifier."""
+    if s.pd != "all":
+        return [_load_certifier(s, p) for p in s.pd_list], []
+    certifiers, missing = [], []
+    for p in s.pd_list:
+        if production_version(certifier_name(p)) is None:
+            missing.append(p)
+        else:
+            certifiers.append(_load_certifier(s, p))
+    if not certifiers:
+        raise DataError("certify pd=all: no PD has a certifier in Production (run `promote`)")
+    return certifiers, missing
+
+
 def run_certify(s: CertifySettings) -> CertifyResult:
     if not s.data:
         raise DataError("certify needs `data`: the era to certify (era folder, table or "
@@ -104,7 +124,7 @@ def run_certify(s: CertifySettings) -> CertifyResult:
     # stops here, in one line, before it starts a run
     with claim_output(s.out) as staging:
         mapping = load_responsibility(s.responsibility)
-        certifiers = [_load_certifier(s, p) for p in s.pd_list]
+        certifiers, missing = _certifiers(s)
         dcs = _dcs_json(s)
         per_pd, low_rows, domains, golden_labels = [], [], {}, []
         for cert in certifiers:
@@ -118,7 +138,15 @@ def run_certify(s: CertifySettings) -> CertifyResult:
         labels = pd.concat(golden_labels).drop_duplicates(["runId", "lumiId"])
         ls = ls.merge(labels, on=["runId", "lumiId"], how="left")
         ls["label"] = ls["label"].fillna(-1).astype(int)
+        not_judged = sorted(sub for p in missing for sub in subsystems_of(p, mapping))
+        if missing:  # pd=all without every certifier: no LS is GOOD for every subsystem
+            log.warning("certify: %s %s no certifier in Production: %s not judged, so no LS is "
+                        "certified GOOD (BAD flags and the grey list stand)",
+                        ", ".join(missing), "has" if len(missing) == 1 else "have",
+                        ", ".join(not_judged) or "their subsystems")
+            ls.loc[ls["decision"] == GOOD, "decision"] = GREY
         summary = _summary(s, certifiers, flags, ls, domains, mapping)
+        summary["not_judged"] = {p: sorted(subsystems_of(p, mapping)) for p in missing}
         _write(staging, ls, flags, _grey_zone(flags, ls), pd.concat(low_rows, ignore_index=True),
                summary)
         single = len(certifiers) == 1

@@ -17,7 +17,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from dc_mlops.data.responsibility import DEFAULT_MAP, subsystems_of
 from dc_mlops.settings import (PDS, CertifySettings, EvaluateSettings, MainSettings,
                                PreprocessSettings, PromoteSettings, SimulateSettings)
 from dc_mlops.steps.preprocess import run_preprocess
@@ -82,8 +81,9 @@ def run_main(s: MainSettings) -> dict:
         out = Path("outputs") / f"certify-{s.pd}-{NEW_ERA}-{dt.datetime.now():%Y%m%d-%H%M%S}"
         cert = None
         if certifiable:
-            cert = run_certify(CertifySettings(pd=",".join(certifiable) if len(certifiable) < 4
-                                               else "all", data=str(new_era), out=str(out)))
+            # pd=all: the Golden JSON needs every subsystem judged (certify says which are not)
+            cert = run_certify(CertifySettings(pd=s.pd if s.pd != "all" else "all",
+                                               data=str(new_era), out=str(out)))
     lines = summary_lines(s, results, cert)
     exp = tr.ensure_experiment(MAIN_EXPERIMENT)
     with tr.tracked_run(exp, "main", run_name("main", pd=s.pd),
@@ -159,11 +159,12 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert) -> list[str]:
                     f"!! {m['pd']}: {cut['n_known_bad']} known failures cannot support "
                     f"certifying GOOD at bad->GOOD <= {cut['max_bad_as_good']:g} "
                     f"({cut['bad_needed']} needed): it flags BAD and sends the rest to review")
-        unjudged = [r.pd for r in results if not r.promotion.production]
-        if unjudged:
-            subs = sorted(set().union(*(subsystems_of(p, DEFAULT_MAP) for p in unjudged)))
-            alarms.append(f"!! {', '.join(subs)} not judged ({', '.join(unjudged)} has no "
-                          "certifier): the GOOD LS are GOOD for the other subsystems only")
+        not_judged = sm.get("not_judged") or {}
+        if not_judged:
+            subs = sorted({x for v in not_judged.values() for x in v})
+            alarms.append(f"!! nothing certified GOOD: {', '.join(subs)} not judged "
+                          f"({', '.join(not_judged)} without a certifier); the BAD flags and "
+                          "the grey list stand")
         for pd_name, d in sm["domain"].items():
             if not d["in_domain"]:
                 alarms.append(f"!! {pd_name}: the new era is outside the certifier's domain "

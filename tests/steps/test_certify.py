@@ -129,3 +129,18 @@ def test_two_certify_to_one_new_out_one_wins_the_other_starts_no_run(production,
     exp = MlflowClient().get_experiment_by_name("dc-mlops-ZeroBias")
     runs = MlflowClient().search_runs([exp.experiment_id], "tags.`dc_mlops.step` = 'certify'")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+
+
+def test_pd_all_without_every_certifier_certifies_nothing_good(production, tmp_path):
+    """The Golden JSON needs every subsystem judged: with only ZeroBias in Production,
+    `pd=all` flags BAD and fills the grey list, but no LS is GOOD, and it says why."""
+    one = run_certify(CertifySettings(pd="ZeroBias", data=str(production),
+                                      out=str(tmp_path / "one")))
+    assert one.summary["counts"]["ls_good"] > 0  # the per-PD certification has GOOD LS
+    every = run_certify(CertifySettings(pd="all", data=str(production),
+                                        out=str(tmp_path / "all")))
+    c = every.summary["counts"]
+    assert c["ls_good"] == 0 and c["ls_bad"] == one.summary["counts"]["ls_bad"]
+    assert set(every.summary["not_judged"]) == {"JetHT", "EGamma", "SingleMuon"}
+    assert "MUON" in every.summary["not_judged"]["SingleMuon"]
+    assert read_certjson(tmp_path / "all" / "certified_golden.json").n_ls == 0

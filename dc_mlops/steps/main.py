@@ -146,7 +146,7 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert) -> list[str]:
             lines.append(f"against the era's Golden JSON: good->BAD {sm['good_as_bad_rate']:.2%}"
                          f" (target {target_gab:.0%}), bad->GOOD {sm['bad_as_good_rate']:.2%}"
                          f" (target {target_bag:.0%}), contamination of the certified "
-                         f"Golden JSON {'n/a' if contamination is None else f'{contamination:.3%}'}")
+                         f"Golden JSON {'n/a (nothing GOOD)' if contamination is None or contamination != contamination else f'{contamination:.3%}'}")
             if sm["good_as_bad_rate"] > target_gab:
                 alarms.append(f"!! good->BAD {sm['good_as_bad_rate']:.2%} is over its target")
             if sm["bad_as_good_rate"] > target_bag:

@@ -73,6 +73,7 @@ def test_decisions_and_rates_by_hand():
 def test_overlapping_cutoffs_leave_no_grey_zone():
     cut = fit_cutoffs(np.arange(1.0, 100.0), np.full(10, 500.0), 0.05, 0.5)
     assert cut.t_good == cut.t_bad == 95.0
+    assert GREY not in decide(np.array([1.0, 94.0, 96.0]), cut.t_good, cut.t_bad).tolist()
 
 
 def test_too_few_known_failures_certify_nothing_good():
@@ -84,7 +85,6 @@ def test_too_few_known_failures_certify_nothing_good():
     assert few.bad_needed == 59 and not few.t_good_supported and few.t_good == -np.inf
     assert enough.t_good_supported and enough.t_good == 500.0
     assert decide(np.array([0.5, 5000.0]), few.t_good, few.t_bad).tolist() == [GREY, BAD]
-    assert GREY not in decide(np.array([1.0, 94.0, 96.0]), cut.t_good, cut.t_bad).tolist()
 
 
 def test_combining_pds_per_ls():

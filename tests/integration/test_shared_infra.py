@@ -65,7 +65,8 @@ def chain(shared, tmp_path_factory):
                                             metric="test_roc_auc"))
         new = make_era(tmp / "new", n_runs=4, n_ls=40, seed=5)
         cert = run_certify(CertifySettings(pd="ZeroBias", data=str(new), out=str(tmp / "cert")))
-        yield {**shared, "promoted": promo.promoted, "cert": tmp / "cert", "cert_run": cert.run_id}
+        yield {**shared, "promoted": promo.promoted, "cert": tmp / "cert", "cert_run": cert.run_id,
+               "preprocess_run": pre}
         mlflow.set_tracking_uri(None)
 
 
@@ -159,7 +160,7 @@ def test_credentials_in_the_tracking_uri_are_never_printed(chain, tmp_path):
     ran = subprocess.run([dc, "preprocess", "--pd", "ZeroBias", "--data", str(era)], env=env,
                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr[-2000:]
-    assert "View run preprocess-" in ran.stderr
+    assert "View run preprocess ZeroBias" in ran.stderr
     assert f"at: {uri.replace(secret, '***')}/#/experiments/" in ran.stderr
     for proc in (missing, ran):
         assert secret not in proc.stdout + proc.stderr
@@ -195,11 +196,11 @@ def test_two_tune_workers_on_postgres_one_killed_then_resumed(chain, tmp_path):
     trial is lost, the resumed study goes on, and nobody leaks database connections (the test
     watches the study through one storage of its own, as a user's script should)."""
     from dc_mlops.settings import TuneSettings
-    from dc_mlops.steps.train import resolve_preprocess_run
     from dc_mlops.steps.tune import run_tune
     from dc_mlops.tuning import study as st
 
-    storage_url, pre = chain["optuna"], resolve_preprocess_run("ZeroBias")
+    # the chain's run: other tests of this module add preprocess runs of ZeroBias
+    storage_url, pre = chain["optuna"], chain["preprocess_run"]
     opts = st.TuneOptions(fixed={"hidden": [16], "batch_size": 32, "epochs": 3},
                           prune_startup_trials=100, heartbeat_interval=1, grace_period=2,
                           retrain=False)

@@ -22,6 +22,14 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}"
 
 
+def command_line(script: str, argv: list[str] | None) -> str:
+    """The command that reproduces a run, for the results file (``argv``: as parsed)."""
+    import shlex
+    import sys
+    args = argv if argv is not None else sys.argv[1:]
+    return f"python benchmarks/{script} " + " ".join(shlex.quote(a) for a in args)
+
+
 def table(headers: list[str], rows: list[list]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
 import time
 import warnings
@@ -36,7 +35,7 @@ from sklearn.preprocessing import StandardScaler
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
-from _report import table, write  # noqa: E402
+from _report import command_line, table, write  # noqa: E402
 
 from dc_mlops.data.correction import METHODS, ConditionsCorrection  # noqa: E402
 from dc_mlops.detectors import registry  # noqa: E402
@@ -122,8 +121,7 @@ def main(argv=None) -> None:
     ap.add_argument("--name", default="conditions")
     args = ap.parse_args(argv)
     logging.getLogger("dc_mlops").setLevel(logging.ERROR)
-    command = "python benchmarks/conditions.py " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = command_line("conditions.py", argv)
     t0 = time.perf_counter()
     recs, methods, infos = [], [], []
     for pd_name in args.pds.split(","):

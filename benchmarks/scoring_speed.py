@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shlex
 import sys
 import time
 import warnings
@@ -22,7 +21,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
-from _report import table, write  # noqa: E402
+from _report import command_line, table, write  # noqa: E402
 
 from dc_mlops.detectors import registry  # noqa: E402
 from tests.detectors.simulated import same_era_split  # noqa: E402
@@ -36,8 +35,7 @@ def main(argv=None) -> None:
     ap.add_argument("--name", default="scoring_speed")
     args = ap.parse_args(argv)
     logging.getLogger("dc_mlops").setLevel(logging.ERROR)
-    command = "python benchmarks/scoring_speed.py " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = command_line("scoring_speed.py", argv)
     sp = same_era_split("JetHT", n_ls=40000, seed=1, max_train=3000)
     reps = int(np.ceil(args.rows / len(sp.test)))
     X = np.tile(sp.X("test"), (reps, 1))[:args.rows].astype(np.float32)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dc_mlops.data.context import CONTEXT_LS
 from dc_mlops.data.features import MIN_EVENTS
 from dc_mlops.errors import DataError
 
@@ -252,10 +253,13 @@ class TrainSettings(_Validated):
     """Fit one detector on the good LS of a preprocessed data set and track it."""
 
     model: str = _p("sparse_ae", "detector name: vanilla_ae, sparse_ae, ..., ocsvm, iforest, "
-                                 "pca, knn", model_name)
+                                 "pca, knn, mahalanobis", model_name)
     pd: str = _p("JetHT", "primary dataset (selects the experiment and its data)", pd_name())
     conditions: str = _p("pileup", "remove each feature's dependence on 'pileup' or 'lumi' "
                                    "before the detector, or 'none'", one_of(*CONDITIONS))
+    context_ls: int = _p(CONTEXT_LS, "run context: average each LS's corrected features with "
+                                     "the LS within this many LS of it in its run (0: off)",
+                         _NONNEG)
     preset: str = _p("default", "'default' (what works best here) or 'study' (the original "
                                 "study's weights and optimiser)", one_of("default", "study"))
     epochs: int = _p(0, "maximum epochs (autoencoders); 0: the preset's limit, early "
@@ -276,6 +280,9 @@ class TuneSettings(_Validated):
     pd: str = _p("JetHT", "primary dataset", pd_name())
     conditions: str = _p("pileup", "conditions fit before the detector: pileup, lumi or none",
                          one_of(*CONDITIONS))
+    context_ls: int = _p(CONTEXT_LS, "run context: average each LS's corrected features with "
+                                     "the LS within this many LS of it in its run (0: off)",
+                         _NONNEG)
     n_trials: int = _p(20, "trials to run in this call (a rerun resumes the study)", _NONNEG)
     storage: str = _p("", "Optuna storage URL (sqlite:///..., postgresql://...); empty: "
                           "sqlite:///optuna.db in the working directory")
@@ -315,6 +322,9 @@ class EvaluateSettings(_Validated):
     step_runs: int = _p(10, "rolling: runs certified per step", _POSITIVE)
     conditions: str = _p("pileup", "conditions fit before the detector: pileup, lumi or none",
                          one_of(*CONDITIONS))
+    context_ls: int = _p(CONTEXT_LS, "run context: average each LS's corrected features with "
+                                     "the LS within this many LS of it in its run (0: off)",
+                         _NONNEG)
     max_bad_as_good: float = _p(0.01, "target share of bad LS certified GOOD", in_unit)
     max_good_as_bad: float = _p(0.01, "target share of good LS flagged BAD", in_unit)
     epochs: int = _p(0, "epoch limit for autoencoders (0: the preset's)", _NONNEG)

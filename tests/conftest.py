@@ -38,8 +38,10 @@ def tracking(tmp_path, monkeypatch) -> str:
 #: walk sizes for the small test eras; their ~24 known failures support a 15 % bad->GOOD claim
 #: at 95 % confidence (19 needed), never 1 % (299): with the default target nothing would be
 #: certified GOOD, which is right for the product and useless for testing the mechanics
+#: run context of 2 LS: these runs are 40 LS with a 4-LS failure at the end, so the default
+#: 8 would average a failure into a third of each run's good LS (real runs are hundreds of LS)
 SMALL_WALK = dict(window_runs=6, calib_runs=2, step_runs=4, conditions="none",
-                  max_bad_as_good=0.15)
+                  max_bad_as_good=0.15, context_ls=2)
 
 
 @pytest.fixture

@@ -262,7 +262,7 @@ class Autoencoder(Detector):
         scaled = (X - self.data_min_) / self.data_range_
         return np.clip(scaled, *CLIP_RANGE).astype(np.float32)
 
-    def output_spread(self, X: Any, conditions: Any = None) -> float:
+    def output_spread(self, X: Any, conditions: Any = None, runs: Any = None) -> float:
         """How much the reconstruction varies across LS, relative to the input (scaled space):
         mean over features of std(x̂) / mean over features of std(x).
 
@@ -270,15 +270,15 @@ class Autoencoder(Detector):
         left 1e-5 of the input's variation) scores ~0 and is then no better than distance
         to a fixed point; a working one is well above 0.1. ``train`` logs it.
         """
-        x = np.concatenate([self._scale(b) for b in self._batches(X, conditions)])
+        x = np.concatenate([self._scale(b) for b in self._batches(X, conditions, runs)])
         x_hat = _infer(self.model_, x).astype(np.float64)
         x = x.astype(np.float64)
         return float(x_hat.std(axis=0).mean() / max(float(x.std(axis=0).mean()), 1e-12))
 
-    def encode(self, X: Any, conditions: Any = None) -> np.ndarray:
+    def encode(self, X: Any, conditions: Any = None, runs: Any = None) -> np.ndarray:
         """The code h(x) (latent mean for a VAE) of each LS."""
         return np.concatenate([keras.ops.convert_to_numpy(self.model_.encode_mean(
-            self._scale(b))) for b in self._batches(X, conditions)])
+            self._scale(b))) for b in self._batches(X, conditions, runs)])
 
     def _explain_batch(self, X: np.ndarray) -> np.ndarray:
         x = self._scale(X)

@@ -26,6 +26,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from dc_mlops.data.context import check_runs, halo_slices, window_mean
 from dc_mlops.data.correction import ConditionsCorrection, check_conditions
 from dc_mlops.errors import DataError
 
@@ -103,7 +104,8 @@ class Detector(ABC):
 
     # ---- fitting ----------------------------------------------------------------------
     def fit(self, X: Any, X_val: Any = None, *, conditions: Any = None,
-            conditions_val: Any = None, on_epoch_end: EpochCallback | None = None
+            conditions_val: Any = None, runs: Any = None, runs_val: Any = None,
+            context_ls: int = 0, on_epoch_end: EpochCallback | None = None
             ) -> "Detector":
         """Fit on good LS only; ``X`` is the raw, unscaled (n_LS, n_features) matrix.
 
@@ -113,6 +115,10 @@ class Detector(ABC):
         feature's smooth dependence on it is fitted on these LS and removed before the model
         sees them (:class:`~dc_mlops.data.correction.ConditionsCorrection`), and scoring then
         needs the conditions of every LS too. ``conditions_val`` goes with ``X_val``.
+        ``context_ls`` > 0 (run context, :mod:`dc_mlops.data.context`): after the correction
+        each LS's residuals are averaged with those of the LS within ``context_ls`` of it in
+        its run; ``runs`` (``runs_val``) gives each row's run, rows grouped by run in LS
+        order, and scoring then needs the runs too.
         """
         X = check_matrix(X, "training data")
         if X_val is not None:
@@ -122,6 +128,12 @@ class Detector(ABC):
             raise DataError("conditions_val given without training conditions")
         self.correction_: ConditionsCorrection | None = None
         self.conditions_range_: tuple[float, float] | None = None
+        context_ls = _check_context(context_ls)
+        if context_ls:
+            runs = check_runs(runs, X.shape[0], "training runs")
+            if X_val is not None:
+                runs_val = check_runs(runs_val, X_val.shape[0], "validation runs")
+        self.context_ls_ = context_ls
         start = time.perf_counter()
         if conditions is not None:
             if X_val is not None and conditions_val is None:
@@ -133,6 +145,10 @@ class Detector(ABC):
             if X_val is not None:
                 c_val = check_conditions(conditions_val, X_val.shape[0], "validation conditions")
                 X_val = self.correction_.transform(X_val, c_val)
+        if context_ls:
+            X = window_mean(X, runs, context_ls)
+            if X_val is not None:
+                X_val = window_mean(X_val, runs_val, context_ls)
         self.n_features_in_ = int(X.shape[1])
         self.history_: dict[str, list[float]] = {}
         self._fit(X, X_val, on_epoch_end)
@@ -151,9 +167,11 @@ class Detector(ABC):
         if not hasattr(self, "n_features_in_"):
             raise DataError(f"{self.name} is not fitted yet: call fit() or load() first")
 
-    def _batches(self, X: Any, conditions: Any = None):
+    def _batches(self, X: Any, conditions: Any = None, runs: Any = None):
         """Validated float64 batches, corrected for conditions when the model was fitted
-        with them; a float32 era is converted one batch at a time."""
+        with them, averaged over each LS's run context when it was fitted with one (each
+        batch reads ``context_ls`` rows beyond its ends); a float32 era is converted one
+        batch at a time."""
         self._check_fitted()
         if isinstance(X, np.ndarray) and X.dtype == np.float32 and X.ndim == 2:
             X = check_matrix(X[:0], "data", self.n_features_in_) if len(X) == 0 else X
@@ -166,11 +184,21 @@ class Detector(ABC):
         else:
             X = check_matrix(X, "data", self.n_features_in_)
         c = self._check_score_conditions(X.shape[0], conditions)
+        k = getattr(self, "context_ls_", 0)
+        if k:
+            if runs is None:
+                raise DataError(f"{self.name} was fitted with run context ({k} LS): give each "
+                                "LS's run to score it (LS grouped by run, in LS order)")
+            runs = check_runs(runs, X.shape[0])
         step = max(1, int(self.score_batch_size))
         for start in range(0, X.shape[0], step):
-            batch = X[start:start + step].astype(np.float64, copy=False)
+            stop = min(start + step, X.shape[0])
+            lo, hi = halo_slices(runs, start, stop, k) if k else (start, stop)
+            batch = X[lo:hi].astype(np.float64, copy=False)
             if c is not None:
-                batch = self.correction_.transform(batch, c[start:start + step])
+                batch = self.correction_.transform(batch, c[lo:hi])
+            if k:
+                batch = window_mean(batch, runs[lo:hi], k)[start - lo:stop - lo]
             yield batch
 
     def _check_score_conditions(self, n_rows: int, conditions: Any) -> np.ndarray | None:
@@ -203,17 +231,23 @@ class Detector(ABC):
         correction = getattr(self, "correction_", None)
         return np.zeros(c.shape, bool) if correction is None else correction.outside(c)
 
-    def score(self, X: Any, conditions: Any = None) -> np.ndarray:
+    @property
+    def context_ls(self) -> int:
+        """LS on each side averaged into an LS's run context (0: each LS on its own)."""
+        return int(getattr(self, "context_ls_", 0))
+
+    def score(self, X: Any, conditions: Any = None, runs: Any = None) -> np.ndarray:
         """Decision value per LS, shape (n,), higher = more anomalous; scored batch by batch.
 
         ``conditions``: each LS's pile-up/luminosity, required when the detector was fitted
-        with them (and refused when it was not).
+        with them (and refused when it was not). ``runs``: each LS's run, required when it
+        was fitted with run context (rows grouped by run, in LS order); ignored otherwise.
         """
         parts = [np.asarray(self._score_batch(b), dtype=np.float64)
-                 for b in self._batches(X, conditions)]
+                 for b in self._batches(X, conditions, runs)]
         return np.concatenate(parts)
 
-    def explain(self, X: Any, conditions: Any = None) -> np.ndarray:
+    def explain(self, X: Any, conditions: Any = None, runs: Any = None) -> np.ndarray:
         """Per-feature contribution to each LS's score, shape (n, n_features).
 
         Lets a DC expert see which histogram drives a grey-zone LS. Models with no such
@@ -224,7 +258,7 @@ class Detector(ABC):
                 f"{self.name} has no per-feature decomposition of its score; use an "
                 "autoencoder, pca or knn detector to explain scores")
         parts = [np.asarray(self._explain_batch(b), dtype=np.float64)
-                 for b in self._batches(X, conditions)]
+                 for b in self._batches(X, conditions, runs)]
         return np.concatenate(parts)
 
     @abstractmethod
@@ -248,7 +282,7 @@ class Detector(ABC):
                 "fit_seconds_": getattr(self, "fit_seconds_", None),
                 "history_": getattr(self, "history_", {}),
                 "conditions_range_": getattr(self, "conditions_range_", None),
-                **self._extra_meta()}
+                "context_ls_": self.context_ls, **self._extra_meta()}
         (path / META_FILE).write_text(json.dumps(meta, indent=1))
         return path
 
@@ -286,6 +320,7 @@ def _load_as(cls: type[Detector], path: Path, meta: dict[str, Any] | None = None
     det.fit_seconds_ = meta.get("fit_seconds_")
     det.history_ = meta.get("history_", {})
     det.correction_, det.conditions_range_ = None, None
+    det.context_ls_ = int(meta.get("context_ls_", 0) or 0)
     if meta.get("conditions_range_") is not None:
         if not (path / CONDITIONS_FILE).is_file():
             raise DataError(f"{path}: the detector was fitted with conditions but "
@@ -304,6 +339,13 @@ def load_detector(path: str | Path) -> Detector:
     meta = _read_meta(path)
     cls = registry.detector_class(meta.get("name", "?"))
     return _load_as(cls, path, meta)
+
+
+def _check_context(context_ls: Any) -> int:
+    if isinstance(context_ls, bool) or not isinstance(context_ls, (int, np.integer)) \
+            or context_ls < 0:
+        raise DataError(f"context_ls must be a whole number of LS >= 0, got {context_ls!r}")
+    return int(context_ls)
 
 
 def _jsonable(value: Any) -> Any:

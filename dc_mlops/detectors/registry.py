@@ -37,6 +37,7 @@ _TABLE: dict[str, tuple[str, str, str]] = {
     "iforest": (_SK, "IForestDetector", "baseline"),
     "pca": (_SK, "PCADetector", "baseline"),
     "knn": (_SK, "KNNDetector", "baseline"),
+    "mahalanobis": ("dc_mlops.detectors.mahalanobis", "MahalanobisDetector", "baseline"),
 }
 PRESETS = ("default", "study")
 

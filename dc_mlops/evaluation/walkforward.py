@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dc_mlops.data.context import ls_order
 from dc_mlops.detectors.base import Detector
 from dc_mlops.errors import DataError
 from dc_mlops.evaluation.greyzone import (Cutoffs, conformal_p_values, decide, decision_metrics,
@@ -86,80 +87,94 @@ def conditions_of(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:
 
 def fit_step(frame: pd.DataFrame, names: list[str], step: Step, build: Callable[[], Detector],
              conditions: str | None, max_good_as_bad: float, max_bad_as_good: float,
-             folds: int = 0) -> StepResult:
-    """Fit one step of a run plan: its detector and cut-offs (no test LS are read)."""
+             folds: int = 0, context_ls: int = 0) -> StepResult:
+    """Fit one step of a run plan: its detector and cut-offs (no test LS are read).
+
+    ``frame`` holds every LS (good and bad) sorted by run and LS: with run context
+    (``context_ls``) an LS is scored among all its run's LS, as in operation."""
     runs = frame["runId"].to_numpy()
-    good = frame["label"].to_numpy() == 0
     first = min(step.test_runs) if step.test_runs else np.inf
-    known_bad = frame[(runs < first) & (frame["label"].to_numpy() == 1)
-                      & frame["judged"].to_numpy(bool)]
+    earlier = frame[runs < first]
     if folds >= 2:
-        return fit_crossfitted(frame[np.isin(runs, step.history_runs) & good], known_bad,
-                               names, step, build, conditions, max_good_as_bad,
-                               max_bad_as_good, folds)
-    return fit_parts(frame[np.isin(runs, step.train_runs) & good],
-                     frame[np.isin(runs, step.calib_runs) & good], known_bad, names, step,
-                     build, conditions, max_good_as_bad, max_bad_as_good)
+        return fit_crossfitted(frame[np.isin(runs, step.history_runs)], earlier, names, step,
+                               build, conditions, max_good_as_bad, max_bad_as_good, folds,
+                               context_ls)
+    good = frame["label"].to_numpy() == 0
+    det = build()
+    train = frame[np.isin(runs, step.train_runs) & good]
+    return _finish(det, train, frame[np.isin(runs, step.calib_runs)], earlier, names, step,
+                   conditions, max_good_as_bad, max_bad_as_good, context_ls)
 
 
 def fit_parts(train: pd.DataFrame, calib: pd.DataFrame, known_bad: pd.DataFrame,
               names: list[str], step: Step, build: Callable[[], Detector],
-              conditions: str | None, max_good_as_bad: float, max_bad_as_good: float
-              ) -> StepResult:
-    """Fit a detector on ``train`` (good LS), calibrate ``t_bad`` on ``calib`` (good LS) and
-    ``t_good`` on ``known_bad`` (the judged bad LS known so far)."""
-    if len(train) < 2 or len(calib) < 1:
+              conditions: str | None, max_good_as_bad: float, max_bad_as_good: float,
+              context_ls: int = 0) -> StepResult:
+    """Fit a detector on ``train`` (good LS), calibrate ``t_bad`` on the good LS of ``calib``
+    and ``t_good`` on the judged bad LS of ``known_bad`` (the splits of ``protocol=runs``:
+    with run context, an LS's context is the LS of its own split)."""
+    return _finish(build(), train, calib, known_bad, names, step, conditions, max_good_as_bad,
+                   max_bad_as_good, context_ls)
+
+
+def _finish(det: Detector, train: pd.DataFrame, calib: pd.DataFrame, known: pd.DataFrame,
+            names: list[str], step: Step, conditions: str | None, max_good_as_bad: float,
+            max_bad_as_good: float, context_ls: int) -> StepResult:
+    n_calib = int((calib["label"].to_numpy() == 0).sum())
+    if len(train) < 2 or n_calib < 1:
         where = f"runs {step.train_runs[0]}-{step.calib_runs[-1]}" if step.calib_runs else "data"
-        raise DataError(f"{where}: {len(train)} good LS to train on and {len(calib)} to "
+        raise DataError(f"{where}: {len(train)} good LS to train on and {n_calib} to "
                         "calibrate on: too few (widen the window or check the labels)")
-    det = build()
     t0 = time.perf_counter()
-    _fit(det, train[names].to_numpy(np.float32), conditions_of(train, conditions))
+    _fit(det, train, names, conditions, context_ls)
     fit_seconds = time.perf_counter() - t0
-    s_calib = _in_range_scores(det, calib, names, conditions)
-    s_bad = _score(det, known_bad, names, conditions)
+    s_calib = _calibration_scores(det, calib, names, conditions)
+    s_bad = _known_bad_scores(det, known, names, conditions)
     cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good)
     return StepResult(step, det, cut, s_calib, s_bad, len(train), fit_seconds)
 
 
-def fit_crossfitted(window: pd.DataFrame, known_bad: pd.DataFrame, names: list[str],
+def fit_crossfitted(window: pd.DataFrame, known: pd.DataFrame, names: list[str],
                     step: Step, build: Callable[[], Detector], conditions: str | None,
-                    max_good_as_bad: float, max_bad_as_good: float, folds: int) -> StepResult:
-    """The certifier fitted on every good LS of ``window``; ``t_bad`` on out-of-fold scores
-    of the window's runs (see the module docstring), ``t_good`` on ``known_bad``."""
-    runs = np.unique(window["runId"].to_numpy())
-    if len(runs) < folds or len(window) < 2 * folds:
+                    max_good_as_bad: float, max_bad_as_good: float, folds: int,
+                    context_ls: int = 0) -> StepResult:
+    """The certifier fitted on every good LS of ``window`` (every LS of the window's runs);
+    ``t_bad`` on out-of-fold scores of the window's good LS (see the module docstring),
+    ``t_good`` on the judged bad LS of ``known`` (every LS of the earlier runs)."""
+    good = window["label"].to_numpy() == 0
+    win_runs = window["runId"].to_numpy()
+    runs = np.unique(win_runs[good])
+    if len(runs) < folds or good.sum() < 2 * folds:
         raise DataError(f"runs {runs[0] if len(runs) else '?'}-{runs[-1] if len(runs) else '?'}: "
-                        f"{len(window)} good LS in {len(runs)} runs cannot be cross-fitted in "
-                        f"{folds} run folds (widen the window, or calib_folds=0)")
+                        f"{int(good.sum())} good LS in {len(runs)} runs cannot be cross-fitted "
+                        f"in {folds} run folds (widen the window, or calib_folds=0)")
     t0 = time.perf_counter()
     parts = []
     for k in range(folds):
-        held = np.isin(window["runId"].to_numpy(), runs[k::folds])
+        held = np.isin(win_runs, runs[k::folds])
         det = build()
-        rest = window[~held]
-        _fit(det, rest[names].to_numpy(np.float32), conditions_of(rest, conditions))
-        parts.append(_in_range_scores(det, window[held], names, conditions))
+        _fit(det, window[~held & good], names, conditions, context_ls)
+        parts.append(_calibration_scores(det, window[held], names, conditions))
     det = build()
-    _fit(det, window[names].to_numpy(np.float32), conditions_of(window, conditions))
+    _fit(det, window[good], names, conditions, context_ls)
     fit_seconds = time.perf_counter() - t0
     s_calib = np.concatenate(parts)
-    s_bad = _score(det, known_bad, names, conditions)
+    s_bad = _known_bad_scores(det, known, names, conditions)
     cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good)
-    return StepResult(step, det, cut, s_calib, s_bad, len(window), fit_seconds, folds)
+    return StepResult(step, det, cut, s_calib, s_bad, int(good.sum()), fit_seconds, folds)
 
 
 def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
              build: Callable[[], Detector], conditions: str | None, max_good_as_bad: float,
              max_bad_as_good: float, on_step: Callable[[int], None] | None = None,
-             folds: int = 0) -> WalkForward:
+             folds: int = 0, context_ls: int = 0) -> WalkForward:
     """Fit, calibrate and certify every step of ``plan``; each LS is certified once."""
-    frame = frame.sort_values(["runId", "lumiId"], kind="stable").reset_index(drop=True)
+    frame = ls_order(frame)
     runs = frame["runId"].to_numpy()
     parts, rows = [], []
     for i, step in enumerate(plan):
         res = fit_step(frame, names, step, build, conditions, max_good_as_bad, max_bad_as_good,
-                       folds)
+                       folds, context_ls)
         part, row = certify_part(res, frame[np.isin(runs, step.test_runs)], names, conditions, i)
         parts.append(part)
         rows.append(row)
@@ -193,11 +208,16 @@ def certify_part(res: StepResult, test: pd.DataFrame, names: list[str],
     return part, row
 
 
-def _fit(det: Detector, X: np.ndarray, c: np.ndarray | None) -> None:
-    if c is None:
-        det.fit(X)
-    else:
-        det.fit(X, conditions=c)
+def _fit(det: Detector, part: pd.DataFrame, names: list[str], conditions: str | None,
+         context_ls: int = 0) -> None:
+    """Fit ``det`` on the (good) LS of ``part``, with its conditions and run context."""
+    kw = {}
+    c = conditions_of(part, conditions)
+    if c is not None:
+        kw["conditions"] = c
+    if context_ls:
+        kw.update(runs=part["runId"].to_numpy(), context_ls=context_ls)
+    det.fit(part[names].to_numpy(np.float32), **kw)
 
 
 def _outside(det: Detector, part: pd.DataFrame, conditions: str | None) -> np.ndarray:
@@ -206,11 +226,26 @@ def _outside(det: Detector, part: pd.DataFrame, conditions: str | None) -> np.nd
     return np.zeros(len(part), bool) if c is None else det.conditions_outside(c)
 
 
-def _in_range_scores(det: Detector, part: pd.DataFrame, names: list[str],
-                     conditions: str | None) -> np.ndarray:
-    """Scores of the LS of ``part`` inside the detector's conditions range: the others are
-    never decided automatically, so they do not calibrate a cut-off either."""
-    return _score(det, part, names, conditions)[~_outside(det, part, conditions)]
+def _calibration_scores(det: Detector, part: pd.DataFrame, names: list[str],
+                        conditions: str | None) -> np.ndarray:
+    """Scores of the good LS of ``part`` inside the detector's conditions range, each scored
+    among every LS of its run (the others are never decided automatically, so they do not
+    calibrate a cut-off either)."""
+    keep = (part["label"].to_numpy() == 0) & ~_outside(det, part, conditions)
+    return _score(det, part, names, conditions)[keep]
+
+
+def _known_bad_scores(det: Detector, part: pd.DataFrame, names: list[str],
+                      conditions: str | None) -> np.ndarray:
+    """Scores of the judged bad LS of ``part``, each scored among every LS of its run."""
+    bad = (part["label"].to_numpy() == 1) & part["judged"].to_numpy(bool)
+    if det.context_ls:  # only the runs that hold one need scoring
+        part = part[np.isin(part["runId"].to_numpy(), part["runId"].to_numpy()[bad])]
+        bad = (part["label"].to_numpy() == 1) & part["judged"].to_numpy(bool)
+    else:
+        part = part[bad]
+        bad = np.ones(len(part), bool)
+    return _score(det, part, names, conditions)[bad]
 
 
 def _score(det: Detector, part: pd.DataFrame, names: list[str], conditions: str | None
@@ -219,4 +254,5 @@ def _score(det: Detector, part: pd.DataFrame, names: list[str], conditions: str 
         return np.zeros(0)
     X = part[names].to_numpy(np.float32)
     c = conditions_of(part, conditions)
-    return det.score(X) if c is None else det.score(X, conditions=c)
+    runs = part["runId"].to_numpy() if det.context_ls else None
+    return det.score(X, conditions=c, runs=runs)

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from dc_mlops.data.certjson import CertJSON, read_certjson
+from dc_mlops.data.context import ls_order, run_bounds
 from dc_mlops.data.lstable import ERA_FILES, LabelOptions, is_era_folder, load_ls_table
 from dc_mlops.data.responsibility import load_responsibility, subsystems_of
 from dc_mlops.data.tables import feature_matrix
@@ -187,7 +188,7 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
                           # certifiers made before the option existed read folded histograms
                           under_overflow=spec.get("under_overflow", "fold"),
                           responsibility=mapping, min_events=s.min_events)
-    frame = table.frame
+    frame = ls_order(table.frame)
     names = spec["feature_names"]
     X = feature_matrix(frame, names, s.data)
     column = spec.get("conditions", "none")
@@ -198,7 +199,8 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
                             "a conditions table (conditions_table) with the era")
         c = frame[column].to_numpy(np.float64)
     low = frame["EventsPerLs"].to_numpy() < s.min_events
-    scores = cert.detector.score(X) if c is None else cert.detector.score(X, conditions=c)
+    runs = frame["runId"].to_numpy()
+    scores = _scores(cert.detector, X, c, runs, ~low)
     calib = np.asarray(spec["calibration_scores"], dtype=np.float64)
     t = spec["thresholds"]
     outside = None if c is None else cert.detector.conditions_outside(c)
@@ -217,7 +219,7 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
                         cert.pd, msg)
             decision[decision == GOOD] = GREY
     decision[low] = LOW
-    runs, lss = frame["runId"].to_numpy(), frame["lumiId"].to_numpy()
+    lss = frame["lumiId"].to_numpy()
     if dcs is not None:
         decision[~dcs.contains(runs, lss)] = DCS
     subs = sorted(subsystems_of(cert.pd, mapping)) or [cert.pd]
@@ -225,14 +227,26 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
                          "decision": decision.astype(str), "score": scores,
                          "p_value": conformal_p_values(calib, scores),
                          "model": spec.get("model", ""), "version": cert.version})
-    base["top_histograms"] = _top_histograms(cert, X, c, base["decision"].isin([GREY, BAD]))
+    base["top_histograms"] = _top_histograms(
+        cert, X, c, runs, ~low, base["decision"].isin([GREY, BAD]).to_numpy() & ~low)
     flags = pd.concat([base.assign(subsystem=sub) for sub in subs], ignore_index=True)
     low_ls = frame.loc[low, ["runId", "lumiId", "EventsPerLs"]].assign(pd=cert.pd)
     return flags, low_ls, domain, frame[["runId", "lumiId", "label"]]
 
 
-def _top_histograms(cert: _Certifier, X: np.ndarray, c: np.ndarray | None, mask: pd.Series,
-                    batch: int = 16384) -> list[str]:
+def _scores(det, X: np.ndarray, c: np.ndarray | None, runs: np.ndarray, rows: np.ndarray
+            ) -> np.ndarray:
+    """Decision values of the LS ``rows`` (NaN elsewhere: low-statistics LS are not judged,
+    and with run context they take no part in their neighbours' context either)."""
+    out = np.full(len(X), np.nan)
+    if rows.any():
+        out[rows] = det.score(X[rows], None if c is None else c[rows],
+                              runs[rows] if det.context_ls else None)
+    return out
+
+
+def _top_histograms(cert: _Certifier, X: np.ndarray, c: np.ndarray | None, runs: np.ndarray,
+                    judged: np.ndarray, mask: np.ndarray, batch: int = 16384) -> list[str]:
     """The histograms that contribute most to each masked LS's score ("" elsewhere).
 
     Contributions are summed per histogram batch by batch (an indicator-matrix product), so
@@ -240,16 +254,13 @@ def _top_histograms(cert: _Certifier, X: np.ndarray, c: np.ndarray | None, mask:
     """
     out = [""] * len(X)
     det = cert.detector
-    idx = np.flatnonzero(mask.to_numpy())
-    if not len(idx) or not det.supports_explain:
+    if not mask.any() or not det.supports_explain:
         return out
     names = cert.spec["feature_names"]
     hists = list(dict.fromkeys(f.rsplit("_", 1)[0] for f in names))
     member = np.zeros((len(names), len(hists)))
     member[np.arange(len(names)), [hists.index(f.rsplit("_", 1)[0]) for f in names]] = 1.0
-    for start in range(0, len(idx), batch):
-        rows = idx[start:start + batch]
-        contrib = det.explain(X[rows]) if c is None else det.explain(X[rows], conditions=c[rows])
+    for rows, contrib in _explanations(det, X, c, runs, judged, mask, batch):
         per_hist = contrib @ member
         total = per_hist.sum(axis=1, keepdims=True)
         share = per_hist / np.where(total > 0, total, 1.0)
@@ -257,6 +268,29 @@ def _top_histograms(cert: _Certifier, X: np.ndarray, c: np.ndarray | None, mask:
         for k, (i, row) in enumerate(zip(rows, top)):
             out[i] = ", ".join(f"{hists[j]} ({share[k, j]:.0%})" for j in row)
     return out
+
+
+def _explanations(det, X: np.ndarray, c: np.ndarray | None, runs: np.ndarray,
+                  judged: np.ndarray, mask: np.ndarray, batch: int):
+    """(masked rows, their per-feature contributions), a batch at a time. With run context
+    an LS is explained among the judged LS of its run, so whole runs are explained together
+    (about ``batch`` LS at a time) and only their masked LS are kept."""
+    if not det.context_ls:
+        idx = np.flatnonzero(mask)
+        for start in range(0, len(idx), batch):
+            rows = idx[start:start + batch]
+            yield rows, det.explain(X[rows], None if c is None else c[rows])
+        return
+    todo = np.zeros(len(X), bool)
+    for a, b in zip(*run_bounds(runs)):
+        if mask[a:b].any():
+            todo[a:b] = judged[a:b]
+        if todo.sum() >= batch or (b == len(X) and todo.any()):
+            rows = np.flatnonzero(todo)
+            contrib = det.explain(X[rows], None if c is None else c[rows], runs[rows])
+            keep = mask[rows]
+            yield rows[keep], contrib[keep]
+            todo[:] = False
 
 
 def _combine(flags: pd.DataFrame) -> pd.DataFrame:

@@ -163,6 +163,7 @@ def _candidate(s: EvaluateSettings, data, frame: pd.DataFrame, names: list[str],
                               "dc_mlops.preprocess_run": pre_run}, nested=True) as crun:
         tr.log_params({"model": model, "family": registry.family(model), "pd": s.pd,
                        "seed": seed, "protocol": s.protocol, "conditions": s.conditions,
+                       "context_ls": s.context_ls,
                        "preprocess_run": pre_run,
                        **{k: json.dumps(v) if isinstance(v, list) else v
                           for k, v in build().get_params().items() if k != "seed"}})
@@ -170,7 +171,7 @@ def _candidate(s: EvaluateSettings, data, frame: pd.DataFrame, names: list[str],
             final = fit_parts(data.splits["train"], data.splits["calib"],
                               _judged_bad(data.splits["known_bad"]), names,
                               Step((), (), ()), build, conditions, s.max_good_as_bad,
-                              s.max_bad_as_good)
+                              s.max_bad_as_good, s.context_ls)
             test = all_ls({"test": data.splits["test"]})
             part, row = certify_part(final, test, names, conditions)
             wf = WalkForward(part, pd.DataFrame([row]))
@@ -179,9 +180,9 @@ def _candidate(s: EvaluateSettings, data, frame: pd.DataFrame, names: list[str],
         else:
             wf = run_plan(frame, names, plan.steps, build, conditions, s.max_good_as_bad,
                           s.max_bad_as_good, on_step=lambda i: bar.update(1),
-                          folds=s.calib_folds)
+                          folds=s.calib_folds, context_ls=s.context_ls)
             final = fit_step(frame, names, plan.final, build, conditions, s.max_good_as_bad,
-                             s.max_bad_as_good, s.calib_folds)
+                             s.max_bad_as_good, s.calib_folds, s.context_ls)
             history = frame[frame["runId"].isin(plan.final.history_runs)
                             & (frame["label"] == 0)]
         metrics = wf.metrics("test")
@@ -218,7 +219,7 @@ def certifier_spec(base: dict, model: str, s: EvaluateSettings, final: StepResul
     spec = dict(base)
     spec.update(
         model=model, pd=s.pd, conditions=conditions or "none",
-        thresholds={"t_good": final.cutoffs.t_good, "t_bad": final.cutoffs.t_bad},
+        context_ls=final.detector.context_ls, thresholds={"t_good": final.cutoffs.t_good, "t_bad": final.cutoffs.t_bad},
         cutoffs=final.cutoffs.to_dict(), calibration_scores=scores.tolist(),
         known_bad_scores=np.sort(final.bad_scores).tolist(),
         feature_min=X.min(axis=0).tolist(), feature_max=X.max(axis=0).tolist(),

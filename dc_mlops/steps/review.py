@@ -43,7 +43,7 @@ from dc_mlops.steps.certify import MULTI_PD_EXPERIMENT
 from dc_mlops.steps.evaluate import MAX_CALIBRATION_SCORES
 from dc_mlops.tracking import registry as reg
 from dc_mlops.tracking import runs as tr
-from dc_mlops.tracking.models import load_detector_and_spec, log_detector_model
+from dc_mlops.tracking.models import example_from_spec, load_detector_and_spec, log_detector_model
 
 log = logging.getLogger("dc_mlops")
 STEP = "review"
@@ -201,10 +201,7 @@ def _update(model: dict, flags: pd.DataFrame, verdicts: pd.DataFrame, summary: d
 def _register(pd_name: str, up: dict, review_run: str) -> str | None:
     name = reg.certifier_name(pd_name)
     spec = up["spec"]
-    names = spec["feature_names"]
-    example = pd.DataFrame([spec["feature_min"]], columns=names)
-    if spec.get("conditions", "none") != "none":
-        example[spec["conditions"]] = spec.get("conditions_range", [0.0])[0]
+    example = example_from_spec(spec)
     with reg.promotion_lock(name):
         current = reg.production_version(name)
         if current is None or str(current.version) != up["from_version"]:

@@ -29,6 +29,7 @@ import pandas as pd
 
 from dc_mlops import console
 from dc_mlops.data.correction import conditions_column
+from dc_mlops.data.context import ls_order
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors import registry
 from dc_mlops.evaluation import plots
@@ -64,6 +65,11 @@ def _conditions(frame: pd.DataFrame, column: str) -> np.ndarray | None:
     return None if column == "none" else frame[column].to_numpy(np.float64)
 
 
+def _runs(frame: pd.DataFrame) -> np.ndarray:
+    """Each LS's run (read by detectors with run context, ignored by the others)."""
+    return frame["runId"].to_numpy()
+
+
 def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult:
     detector = registry.build(s.model, preset=s.preset, **detector_params(s),
                               **(extra_params or {}))
@@ -71,17 +77,19 @@ def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult
     data = tr.load_preprocessed(pre_run)
     spec = data.spec
     names = spec["feature_names"]
-    X_train = feature_matrix(data.splits["train"], names, "train split")
-    X_val = feature_matrix(data.splits["val"], names, "val split")
-    test = data.splits["test"]
-    cond = conditions_column(s.conditions, data.splits["train"],
-                             {"validation": data.splits["val"], "test": test},
+    # run context reads each LS's neighbours: every split in (run, LS) order
+    train, val, test = (ls_order(data.splits[p]) for p in ("train", "val", "test"))
+    X_train = feature_matrix(train, names, "train split")
+    X_val = feature_matrix(val, names, "val split")
+    cond = conditions_column(s.conditions, train, {"validation": val, "test": test},
                              where=f"preprocess run {pre_run}")
+    context = {"context_ls": s.context_ls, "runs": _runs(train), "runs_val": _runs(val)} \
+        if s.context_ls else {}
     exp = tr.ensure_experiment(tr.experiment_name(s.pd))
     params = {"model": s.model, "family": registry.family(s.model), "pd": s.pd,
               "preprocess_run": pre_run, "n_features": len(names),
               "representation": spec["representation"], "conditions": cond,
-              "preset": s.preset,
+              "context_ls": s.context_ls, "preset": s.preset,
               **{k: json.dumps(v) if isinstance(v, list) else v
                  for k, v in detector.get_params().items()}}
     with tr.tracked_run(exp, STEP, run_name(STEP, model=s.model, pd=s.pd, seed=s.seed),
@@ -92,13 +100,13 @@ def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult
         # the bar counts up to the epoch limit; early stopping may end it sooner
         with console.progress(int(getattr(detector, "epochs", 0)), f"train {s.model}",
                               "epoch") as bar:
-            detector.fit(X_train, X_val, conditions=_conditions(data.splits["train"], cond),
-                         conditions_val=_conditions(data.splits["val"], cond),
+            detector.fit(X_train, X_val, conditions=_conditions(train, cond),
+                         conditions_val=_conditions(val, cond), **context,
                          on_epoch_end=console.epoch_hook(
                              bar, then=lambda epoch, logs: tr.log_metrics(logs, epoch)))
         c_test = _conditions(test, cond)
         t0 = time.perf_counter()
-        scores = detector.score(feature_matrix(test, names, "test split"), c_test)
+        scores = detector.score(feature_matrix(test, names, "test split"), c_test, _runs(test))
         score_seconds = time.perf_counter() - t0
         judged = test["judged"].to_numpy(bool) if "judged" in test else None
         metrics = detection_metrics(test["label"].to_numpy(), scores, "test", judged,
@@ -113,12 +121,13 @@ def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult
             metrics["best_val_loss"] = float(np.min(detector.history_["val_loss"]))
         if hasattr(detector, "output_spread"):  # ~0: a collapsed, constant-output model
             metrics["val_output_spread"] = detector.output_spread(
-                X_val, _conditions(data.splits["val"], cond))
+                X_val, _conditions(val, cond), _runs(val))
         tr.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         _log_artifacts(detector, test, scores, names, s, c_test)
         model_spec = {**spec, "model": s.model, "conditions": cond,
-                      "conditions_range": detector.conditions_range_}
-        uri = log_detector_model(detector, model_spec, data.splits["val"].head(50))
+                      "conditions_range": detector.conditions_range_,
+                      "context_ls": detector.context_ls}
+        uri = log_detector_model(detector, model_spec, val.head(50))
         tr.set_tag("dc_mlops.model_uri", uri)
     log.info("train %s: test ROC AUC %.4f, PR AUC %.4f, fit %.1f s, scoring %.0f LS/s",
              s.model, metrics.get("test_roc_auc", float("nan")),
@@ -141,7 +150,7 @@ def _log_artifacts(detector, test: pd.DataFrame, scores: np.ndarray, names: list
     tr.log_frame(out, "", "scores.parquet")
     if detector.supports_explain:
         contrib = pd.DataFrame(detector.explain(feature_matrix(test, names, "test split"),
-                                                c_test), columns=names)
+                                                c_test, _runs(test)), columns=names)
         per_hist = contrib.T.groupby(lambda f: f.rsplit("_", 1)[0]).sum().T
         table = pd.DataFrame({"good": per_hist[labels == 0].mean(), "bad": per_hist[labels == 1].mean()})
         table.index.name = "histogram"

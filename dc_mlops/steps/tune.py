@@ -79,14 +79,14 @@ def run_tune(s: TuneSettings, options: st.TuneOptions | None = None) -> TuneResu
         with tr.tracked_run(exp, STEP, run_name(STEP, model=s.model, pd=s.pd), tags=tags) as run:
             tr.log_params({"model": s.model, "family": family, "pd": s.pd,
                            "n_trials": s.n_trials, "storage": redact(url), "study_name": name,
-                           "timeout": s.timeout, "n_jobs": s.n_jobs, "workers": len(devices),
+                           "timeout": s.timeout, "n_jobs": s.n_jobs, "context_ls": s.context_ls, "workers": len(devices),
                            "devices": where, "seed": s.seed, "preprocess_run": pre_run,
                            "fixed_params": json.dumps(dict(options.fixed), sort_keys=True)})
             spec = st.WorkerSpec(model=s.model, storage=url, study_name=name,
                                  preprocess_run=pre_run, experiment_id=exp,
                                  parent_run_id=run.info.run_id, tracking_uri=tr.tracking_uri(),
                                  seed=s.seed, options=options, run_tags=tags,
-                                 conditions=s.conditions,
+                                 conditions=s.conditions, context_ls=s.context_ls,
                                  log_level=logging.getLogger("dc_mlops").getEffectiveLevel())
             st.run_workers(spec, devices, s.n_trials, s.timeout, storage)
             study = st.create_or_load(storage, name, {}, options)
@@ -136,7 +136,8 @@ def _retrain_best(s: TuneSettings, study_name: str, best_trial: int, pre_run: st
     own = {k: params.pop(k) for k in TRAIN_SETTINGS_PARAMS if k in params}
     defaults = TrainSettings()
     train = TrainSettings(model=s.model, pd=s.pd, preprocess_run=pre_run,
-                          conditions=s.conditions, seed=own.get("seed", s.seed),
+                          conditions=s.conditions, context_ls=s.context_ls,
+                          seed=own.get("seed", s.seed),
                           epochs=own.get("epochs", defaults.epochs),
                           batch_size=own.get("batch_size", defaults.batch_size),
                           learning_rate=own.get("learning_rate", defaults.learning_rate))

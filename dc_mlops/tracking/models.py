@@ -2,8 +2,9 @@
 
 The pyfunc takes the raw feature table (the columns of the PD's feature set, plus the
 conditions column ``spec["conditions"]`` (``pileup`` or ``lumi``) when the detector corrects
-for run conditions; other columns such as runId are ignored) and returns one row per LS with its decision value ``score`` and,
-once cut-offs are attached, the ``decision`` GOOD / BAD / GREY. The detector's scaler lives in
+for run conditions, and ``runId``/``lumiId`` when it reads each LS in its run context; other
+columns are ignored) and returns one row per LS, in the input's order, with its decision
+value ``score`` and, once cut-offs are attached, the ``decision`` GOOD / BAD / GREY. The detector's scaler lives in
 its saved folder, so nothing else is needed to certify.
 
 The model is logged *from code* (MLflow's models-from-code: ``python_model`` is the path of
@@ -46,12 +47,28 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         self.spec = json.loads(Path(context.artifacts["spec"]).read_text())
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        order = np.arange(len(model_input))
+        runs = None
+        if self.detector.context_ls:  # neighbours are read in (run, LS) order
+            missing = [c for c in CONTEXT_COLUMNS if c not in model_input.columns]
+            if missing:
+                raise DataError(f"the model reads each LS in its run context but the input "
+                                f"has no {missing[0]!r} column")
+            order = np.lexsort((model_input["lumiId"].to_numpy(),
+                                model_input["runId"].to_numpy()))
+            model_input = model_input.iloc[order]
+            runs = model_input["runId"].to_numpy()
         X = feature_matrix(model_input, self.spec["feature_names"], "model input")
-        return self.decide(X, conditions_of(model_input, self.spec))
+        out = self.decide(X, conditions_of(model_input, self.spec), runs)
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        return out.iloc[back].reset_index(drop=True)
 
-    def decide(self, X: np.ndarray, conditions: np.ndarray | None = None) -> pd.DataFrame:
-        """Scores (and decisions, once cut-offs are attached) of a feature matrix."""
-        scores = self.detector.score(X, conditions)
+    def decide(self, X: np.ndarray, conditions: np.ndarray | None = None,
+               runs: np.ndarray | None = None) -> pd.DataFrame:
+        """Scores (and decisions, once cut-offs are attached) of a feature matrix (LS grouped
+        by run in LS order, ``runs`` their runs, when the detector reads run context)."""
+        scores = self.detector.score(X, conditions, runs)
         out = pd.DataFrame({"score": scores})
         cut = self.spec.get("thresholds")
         if cut:
@@ -60,16 +77,23 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         return out
 
 
+#: the columns that place an LS in its run, read when the detector uses run context
+CONTEXT_COLUMNS = ("runId", "lumiId")
+
+
 def input_columns(spec: dict) -> list[str]:
     """The columns the model reads: the PD's features (and the run condition it corrects
-    for, when the detector was fitted with one)."""
+    for, when the detector was fitted with one; and run and LS, when it reads run context)."""
     condition = spec.get("conditions", "none") or "none"
-    return list(spec["feature_names"]) + ([] if condition == "none" else [condition])
+    return (list(spec["feature_names"]) + ([] if condition == "none" else [condition])
+            + (list(CONTEXT_COLUMNS) if spec.get("context_ls") else []))
 
 
 def signature(spec: dict) -> ModelSignature:
-    """Feature table in (every input column a double), ``score`` (and ``decision``) out."""
-    inputs = Schema([ColSpec("double", c) for c in input_columns(spec)])
+    """Feature table in (features and conditions doubles, run and LS integers), ``score``
+    (and ``decision``) out."""
+    inputs = Schema([ColSpec("long" if c in CONTEXT_COLUMNS else "double", c)
+                     for c in input_columns(spec)])
     outputs = [ColSpec("double", "score")]
     if spec.get("thresholds"):
         outputs.append(ColSpec("string", "decision"))
@@ -82,7 +106,21 @@ def input_example(frame: pd.DataFrame, spec: dict) -> pd.DataFrame:
     missing = [c for c in cols if c not in frame.columns]
     if missing:
         raise ValueError(f"input example lacks column {missing[0]!r}")
-    return frame[cols].head(N_EXAMPLE).astype(np.float64).reset_index(drop=True)
+    return frame[cols].head(N_EXAMPLE).astype(
+        {c: np.int64 if c in CONTEXT_COLUMNS else np.float64 for c in cols}
+    ).reset_index(drop=True)
+
+
+def example_from_spec(spec: dict) -> pd.DataFrame:
+    """A one-LS input example made from a certifier's spec alone (its smallest feature
+    values, the low end of its conditions range, run 1 LS 1): for re-logging a certifier
+    without its data."""
+    example = pd.DataFrame([spec["feature_min"]], columns=spec["feature_names"])
+    if spec.get("conditions", "none") != "none":
+        example[spec["conditions"]] = (spec.get("conditions_range") or [0.0])[0]
+    if spec.get("context_ls"):
+        example["runId"], example["lumiId"] = 1, 1
+    return example
 
 
 def conditions_of(frame: pd.DataFrame, spec: dict) -> np.ndarray | None:

@@ -32,7 +32,9 @@ from typing import Any
 
 import numpy as np
 import optuna
+import pandas as pd
 
+from dc_mlops.data.context import ls_order
 from dc_mlops.data.correction import conditions_column
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors import registry
@@ -67,9 +69,22 @@ class TuningData:
     c_val: np.ndarray | None = None
     c_eval: np.ndarray | None = None
     conditions: str = "none"
+    #: run context: LS on each side (0: off) and the run of each LS of train / val / eval
+    context_ls: int = 0
+    r_train: np.ndarray | None = None
+    r_val: np.ndarray | None = None
+    r_eval: np.ndarray | None = None
+
+    def fit_kwargs(self) -> dict[str, Any]:
+        """Conditions and run context of the training and validation LS, for ``fit``."""
+        kw: dict[str, Any] = {"conditions": self.c_train, "conditions_val": self.c_val}
+        if self.context_ls:
+            kw.update(context_ls=self.context_ls, runs=self.r_train, runs_val=self.r_val)
+        return kw
 
     @classmethod
-    def load(cls, preprocess_run: str, conditions: str = "pileup") -> "TuningData":
+    def load(cls, preprocess_run: str, conditions: str = "pileup",
+             context_ls: int = 0) -> "TuningData":
         data = tr.load_preprocessed(preprocess_run, parts=("train", "val", "known_bad"))
         names = data.spec["feature_names"]
         val, bad = data.splits["val"], data.splits["known_bad"]
@@ -85,11 +100,12 @@ class TuningData:
                             "trials on bad LS of earlier runs (Golden JSON / failure lists)")
         if len(val) == 0:
             raise DataError(f"preprocess run {preprocess_run} has an empty val split")
-        X_val = feature_matrix(val, names, "val split")
-        X_bad = feature_matrix(bad, names, "known_bad split")
-        subsystem = np.concatenate([np.full(len(val), "good", dtype=object),
-                                    bad["subsystem"].replace("", "unknown").to_numpy(dtype=object)])
-        train = data.splits["train"]
+        # in (run, LS) order: run context reads each LS's neighbours in the same run
+        val, bad, train = ls_order(val), ls_order(bad), ls_order(data.splits["train"])
+        evalset = ls_order(pd.concat([val.assign(_y=0), bad.assign(_y=1)], ignore_index=True))
+        y = evalset["_y"].to_numpy()
+        subsystem = np.where(y == 0, "good", evalset["subsystem"].replace("", "unknown")
+                             .to_numpy(dtype=object)).astype(object)
         col = conditions_column(conditions, train, {"validation": val, "known bad": bad},
                                 where=f"preprocess run {preprocess_run}")
 
@@ -97,11 +113,12 @@ class TuningData:
             return None if col == "none" else frame[col].to_numpy(np.float64)
 
         return cls(X_train=feature_matrix(train, names, "train split"),
-                   X_val=X_val, X_eval=np.vstack([X_val, X_bad]),
-                   y_eval=np.r_[np.zeros(len(val), int), np.ones(len(bad), int)],
+                   X_val=feature_matrix(val, names, "val split"),
+                   X_eval=feature_matrix(evalset, names, "val and known_bad splits"), y_eval=y,
                    subsystem_eval=subsystem, feature_names=list(names),
-                   c_train=c(train), c_val=c(val),
-                   c_eval=None if col == "none" else np.r_[c(val), c(bad)], conditions=col)
+                   c_train=c(train), c_val=c(val), c_eval=c(evalset), conditions=col,
+                   context_ls=context_ls, r_train=train["runId"].to_numpy(),
+                   r_val=val["runId"].to_numpy(), r_eval=evalset["runId"].to_numpy())
 
 
 @dataclass
@@ -124,14 +141,15 @@ class Objective:
         if registry.family(self.model) == "autoencoder":
             import keras
             keras.backend.clear_session()  # free the graphs of earlier trials
-        detector = registry.build(self.model, **{"seed": self.seed, **params})
+        seeded = {"seed": self.seed} if "seed" in registry.default_params(self.model) else {}
+        detector = registry.build(self.model, **{**seeded, **params})
         run = TrialRun.start(self.experiment_id, self.parent_run_id, trial.number,
                              {"model": self.model, "trial": trial.number, "worker": self.worker,
                               **_flat(detector.get_params())}, dict(self.run_tags))
         trial.set_user_attr("mlflow_run_id", run.run_id)
         try:
-            detector.fit(self.data.X_train, self.data.X_val, conditions=self.data.c_train,
-                         conditions_val=self.data.c_val, on_epoch_end=_epoch_hook(trial, run))
+            detector.fit(self.data.X_train, self.data.X_val, **self.data.fit_kwargs(),
+                         on_epoch_end=_epoch_hook(trial, run))
             metrics = evaluate(detector, self.data)
         except optuna.TrialPruned as exc:
             run.finish("PRUNED", reason=str(exc))
@@ -163,7 +181,7 @@ def _epoch_hook(trial: optuna.Trial, run: TrialRun):
 
 def evaluate(detector, data: TuningData) -> dict[str, float]:
     """Detection metrics on the labelled validation set, and the good-LS loss beside them."""
-    scores = detector.score(data.X_eval, data.c_eval)
+    scores = detector.score(data.X_eval, data.c_eval, data.r_eval)
     if not np.isfinite(scores).all():
         raise DivergedError("non-finite decision values on the validation set")
     metrics = detection_metrics(data.y_eval, scores, "val", groups=data.subsystem_eval)

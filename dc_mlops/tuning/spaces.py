@@ -114,8 +114,17 @@ def knn_space(trial: optuna.Trial, model: str, fixed: Mapping[str, Any] = {}) ->
     return _with_pinned(params, fixed)
 
 
+def mahalanobis_space(trial: optuna.Trial, model: str, fixed: Mapping[str, Any] = {}) -> dict[str, Any]:  # noqa: B006
+    """How far the covariance is shrunk towards a multiple of the identity."""
+    pick = _Pick(trial, fixed)
+    params = {"shrinkage": pick("shrinkage", lambda: trial.suggest_float(
+        "shrinkage", 1e-4, 0.5, log=True))}
+    return _with_pinned(params, fixed)
+
+
 BASELINE_SPACES: dict[str, Space] = {"ocsvm": ocsvm_space, "iforest": iforest_space,
-                                     "pca": pca_space, "knn": knn_space}
+                                     "pca": pca_space, "knn": knn_space,
+                                     "mahalanobis": mahalanobis_space}
 
 
 def space_for(model: str) -> Space:

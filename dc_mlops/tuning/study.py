@@ -187,6 +187,7 @@ class WorkerSpec:
     run_tags: Mapping[str, str]
     worker: int = 0
     conditions: str = "pileup"  # the conditions column the detector corrects for
+    context_ls: int = 0  # run context of the detector (LS on each side)
     device: str | None = None  # CUDA device id; None: CPU
     cpu_threads: int = 0  # TensorFlow intra-op threads; 0: TensorFlow's default
     log_level: int = logging.INFO
@@ -327,7 +328,7 @@ def worker_main(spec: WorkerSpec, tickets, deadline: float,
     from dc_mlops.tuning.objective import DivergedError, Objective, TuningData
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    data = TuningData.load(spec.preprocess_run, spec.conditions)
+    data = TuningData.load(spec.preprocess_run, spec.conditions, spec.context_ls)
     n_existing = len(optuna.load_study(study_name=spec.study_name, storage=storage).trials)
     study = optuna.load_study(study_name=spec.study_name, storage=storage,
                               sampler=make_sampler(spec.seed, spec.worker, n_existing, spec.options),

@@ -19,6 +19,7 @@ FAST_PARAMS: dict[str, dict] = {
     "iforest": dict(n_estimators=50),
     "pca": dict(n_components=4),
     "knn": dict(n_neighbors=5, max_samples=1000),
+    "mahalanobis": dict(),
 }
 
 

@@ -37,7 +37,7 @@ def fitted_with_conditions(data, pileup, fast_params):
 def test_registry_lists_every_model_of_the_study():
     expected = {"vanilla_ae", "sparse_ae", "contractive_ae", "variational_ae",
                 "sparse_contractive_ae", "sparse_variational_ae",
-                "contractive_variational_ae", "ocsvm", "iforest", "pca", "knn"}
+                "contractive_variational_ae", "ocsvm", "iforest", "pca", "knn", "mahalanobis"}
     assert set(NAMES) == expected
     assert {registry.family(n) for n in NAMES} == {"autoencoder", "baseline"}
 
@@ -214,7 +214,7 @@ def test_unfitted_detector_says_so(data):
         registry.build("knn").score(data[1])
 
 
-@pytest.mark.parametrize("name", ["pca", "knn", "ocsvm", "iforest"])
+@pytest.mark.parametrize("name", ["pca", "knn", "ocsvm", "iforest", "mahalanobis"])
 def test_baseline_scores_are_comparable_between_fits_on_more_or_less_data(name):
     """The cross-fitted calibration compares scores of models fitted on 3/4 of a window with
     the certifier's, fitted on all of it: the same LS must score about the same."""
@@ -225,3 +225,41 @@ def test_baseline_scores_are_comparable_between_fits_on_more_or_less_data(name):
     big = registry.build(name).fit(X).score(test)
     ratio = np.median(big) / np.median(small)
     assert 0.9 < ratio < 1.1, f"{name}: median score x{ratio:.2f} with 4/3 the training LS"
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Run numbers of the contract data: train, good test and bad test LS, 50 LS a run."""
+    return lambda n, first=0: first + np.arange(n) // 50
+
+
+@pytest.mark.parametrize("name", ["pca", "mahalanobis", "knn", "vanilla_ae"])
+def test_run_context_is_used_saved_and_needs_the_runs(name, data, pileup, runs, fast_params,
+                                                      tmp_path):
+    train = data[0]
+    det = registry.build(name, **fast_params(name)).fit(
+        train, conditions=pileup[0], runs=runs(len(train)), context_ls=3)
+    assert det.context_ls == 3
+    X, c = np.r_[data[1], data[2]], np.r_[pileup[1], pileup[2]]
+    r = runs(len(X), 1000)
+    s = det.score(X, c, r)
+    det.save(tmp_path / name)
+    back = load_detector(tmp_path / name)
+    assert back.context_ls == 3
+    np.testing.assert_allclose(back.score(X, c, r), s, rtol=1e-6)
+    # the neighbours count: one LS per run scores differently from 50 LS per run
+    assert not np.allclose(det.score(X, c, np.arange(len(X))), s)
+    # scored in small batches, each batch reads its neighbours beyond its ends
+    det.score_batch_size = 7
+    try:
+        np.testing.assert_allclose(det.score(X, c, r), s, rtol=1e-6)
+    finally:
+        del det.score_batch_size
+    with pytest.raises(DataError, match="fitted with run context .3 LS.: give each LS's run"):
+        det.score(X, c)
+    with pytest.raises(DataError, match="not contiguous"):
+        det.score(X, c, np.r_[r[1:], r[:1]])
+    with pytest.raises(DataError, match="training runs: one run number per LS"):
+        registry.build(name, **fast_params(name)).fit(train, runs=runs(3), context_ls=3)
+    with pytest.raises(DataError, match="context_ls must be a whole number"):
+        registry.build(name, **fast_params(name)).fit(train, context_ls=-1)

@@ -407,7 +407,7 @@ class MainSettings(_Validated):
 
     pd: str = _p("all", "'all' (the four PDs, certified together) or one PD",
                  pd_name(allow_all=True, allow_files=False))
-    n_ls: int = _p(20000, "LS to simulate for the history", at_least(1000))
+    n_ls: int = _p(40000, "LS to simulate for the history", at_least(1000))
     seed: int = _p(0, "random seed", _NONNEG)
 
 

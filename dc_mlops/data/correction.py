@@ -34,6 +34,18 @@ less at high pile-up), and never below ``SPREAD_FLOOR`` of the overall spread.
 Outside the fitted range [lo, hi] nothing is extrapolated: c is clamped to the range, so the
 LS is corrected as if it sat at the edge, and :meth:`ConditionsCorrection.outside` says which
 LS those are, for the caller to count and report.
+
+Pile-up *and* luminosity (``conditions=pileup`` gives both columns, :data:`COLUMNS`): almost
+every histogram follows the pile-up, but the luminosity monitor itself (``qlumiEvt``)
+follows the luminosity, and the two are not proportional across fills: pile-up per
+luminosity is 1 / the number of colliding bunches. Fitted on pile-up alone, the luminosity
+monitor of a fill with another bunch scheme (2018: 2556, 2460 or 1866 bunches) sat hundreds
+of spreads off, and a walk over simulated 2018D flagged 30 % of the good LS of such fills
+BAD. So each feature is fitted against each column, still one smooth 1-D fit, and keeps the
+luminosity fit only where it leaves clearly less spread (:data:`SECOND_COLUMN_GAIN`). When
+the training LS hold one bunch scheme, the two columns move together and pile-up is kept; an
+LS of a scheme the training never saw (pile-up per luminosity outside the training's range)
+is then outside the fitted conditions, like an LS at an unseen pile-up, and goes to review.
 """
 from __future__ import annotations
 
@@ -60,27 +72,38 @@ WINSOR = 0.01
 SPREAD_FLOOR = 0.05
 _HUBER_K = 1.345
 _IRLS_ITERATIONS = 10
+#: LS-table columns a ``conditions`` setting stands for; the first is the main condition
+COLUMNS = {"pileup": ("pileup", "lumi"), "lumi": ("lumi",), "none": ()}
+#: a feature is fitted against the second column only when that leaves its residuals at
+#: most this share of the spread the first column leaves (a clear gain, not noise)
+SECOND_COLUMN_GAIN = 0.8
+#: pile-up per luminosity within this relative margin of the training's range is inside
+RATIO_MARGIN = 0.01
 
 
 def check_conditions(conditions: Any, n_rows: int, what: str = "conditions") -> np.ndarray:
-    """A finite 1-D float array of one value per LS, or a one-line DataError."""
+    """A finite float array of one value per LS (1-D), or of one row of two values per LS
+    (pile-up, luminosity), or a one-line DataError."""
     try:
         c = np.asarray(conditions, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{what} are not numeric: {exc}") from None
-    if c.ndim != 1:
-        raise DataError(f"{what} must be one value per LS (1-D), got shape {c.shape}")
+    if c.ndim == 2 and c.shape[1] == 1:
+        c = c[:, 0]
+    if not (c.ndim == 1 or (c.ndim == 2 and c.shape[1] == 2)):
+        raise DataError(f"{what} must be one value per LS (1-D) or two (pile-up, luminosity), "
+                        f"got shape {c.shape}")
     if len(c) != n_rows:
         raise DataError(f"{what} has {len(c)} values for {n_rows} LS")
-    bad = ~np.isfinite(c)
+    bad = ~np.isfinite(c).reshape(len(c), -1).all(axis=1)
     if bad.any():
         raise DataError(f"{what} is NaN or inf for {int(bad.sum())} LS (first in row "
                         f"{int(np.flatnonzero(bad)[0])})")
     return c
 
 
-class ConditionsCorrection:
-    """Per-feature centre m(c) and spread s(c) fitted on good LS; residuals in spread units.
+class _Fit1D:
+    """Per-feature centre m(c) and spread s(c) against one condition column.
 
     Fitted attributes: ``range_`` (lo, hi) of the training condition values, ``knots_``
     (the c values the centre is tabulated at), ``centre_`` (n_knots, d), ``spread_knots_``
@@ -95,7 +118,7 @@ class ConditionsCorrection:
 
     # ---- fitting ----------------------------------------------------------------------
     def fit(self, X: np.ndarray, c: np.ndarray, what: str = "training conditions"
-            ) -> "ConditionsCorrection":
+            ) -> "_Fit1D":
         X = np.asarray(X, dtype=np.float64)
         c = check_conditions(c, X.shape[0], what)
         n_distinct = len(np.unique(c))
@@ -134,20 +157,6 @@ class ConditionsCorrection:
         beyond the outer knots (the edge bin's spread is all there is to go on there)."""
         return self._interp(self.spread_knots_, self.spread_, c, flat_ends=True)
 
-    def transform(self, X: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """Residuals (x − m(c)) / s(c) in spread units, float64 (n, d)."""
-        out = self.centre(c)
-        np.subtract(np.asarray(X, dtype=np.float64), out, out=out)
-        out /= self.spread(c)
-        return out
-
-    def outside(self, c: np.ndarray) -> np.ndarray:
-        """True for LS whose condition lies outside the fitted range (clamped, not
-        extrapolated): the caller counts and reports them."""
-        c = np.asarray(c, dtype=np.float64)
-        lo, hi = self.range_
-        return (c < lo) | (c > hi)
-
     def _interp(self, knots: np.ndarray, values: np.ndarray, c: np.ndarray,
                 flat_ends: bool = False) -> np.ndarray:
         """Piecewise-linear in c through (knots, values), linear beyond the outer knots up
@@ -166,22 +175,141 @@ class ConditionsCorrection:
         out += values[i]
         return out
 
+    def subset(self, features: np.ndarray) -> "_Fit1D":
+        """The same fit for the ``features`` columns only."""
+        out = _Fit1D(self.method)
+        out.range_ = self.range_
+        out.knots_, out.centre_ = self.knots_, self.centre_[:, features]
+        out.coef_ = None if self.coef_ is None else self.coef_[:, features]
+        out.spread_knots_, out.spread_ = self.spread_knots_, self.spread_[:, features]
+        out.overall_spread_ = self.overall_spread_[features]
+        return out
+
+    def arrays(self, tag: str) -> dict[str, np.ndarray]:
+        extra = {} if self.coef_ is None else {f"coef{tag}": self.coef_}
+        return {f"range{tag}": np.array(self.range_), f"knots{tag}": self.knots_,
+                f"centre{tag}": self.centre_, f"spread_knots{tag}": self.spread_knots_,
+                f"spread{tag}": self.spread_, f"overall_spread{tag}": self.overall_spread_,
+                **extra}
+
+    @classmethod
+    def from_arrays(cls, z, method: str, tag: str) -> "_Fit1D":
+        out = cls(method)
+        out.range_ = tuple(float(v) for v in z[f"range{tag}"])
+        out.knots_, out.centre_ = z[f"knots{tag}"], z[f"centre{tag}"]
+        out.spread_knots_, out.spread_ = z[f"spread_knots{tag}"], z[f"spread{tag}"]
+        out.overall_spread_ = z[f"overall_spread{tag}"]
+        out.coef_ = z[f"coef{tag}"] if f"coef{tag}" in z.files else None
+        return out
+
+
+class ConditionsCorrection:
+    """Per-feature centre and spread of the good LS against their conditions (one column,
+    or pile-up and luminosity: each feature against the one that explains it); residuals in
+    spread units.
+
+    Fitted attributes: ``range_`` (lo, hi) of the main condition (pile-up), ``ranges_`` of
+    every column, ``ratio_range_`` of pile-up per luminosity (two columns), ``choice_`` the
+    column each feature is fitted against, and one 1-D fit per column for its features.
+    """
+
+    def __init__(self, method: str = "poly"):
+        if method not in METHODS:
+            raise DataError(f"unknown conditions fit {method!r}; known: {', '.join(METHODS)}")
+        self.method = method
+
+    def fit(self, X: np.ndarray, c: np.ndarray, what: str = "training conditions"
+            ) -> "ConditionsCorrection":
+        X = np.asarray(X, dtype=np.float64)
+        C = check_conditions(c, X.shape[0], what).reshape(X.shape[0], -1)
+        fits = [_Fit1D(self.method).fit(X, C[:, j], what) for j in range(C.shape[1])]
+        self.choice_ = np.zeros(X.shape[1], dtype=np.int64)
+        self.ratio_range_ = None
+        if len(fits) == 2:
+            left = [_spread(X - f.centre(C[:, j])) for j, f in enumerate(fits)]
+            self.choice_[left[1] < SECOND_COLUMN_GAIN * left[0]] = 1
+            ratio = C[:, 0] / np.where(C[:, 1] != 0, C[:, 1], np.nan)
+            if np.isfinite(ratio).all():
+                self.ratio_range_ = (float(ratio.min()), float(ratio.max()))
+        self.ranges_ = [f.range_ for f in fits]
+        self.range_ = self.ranges_[0]
+        self._fits = [f.subset(np.flatnonzero(self.choice_ == j)) for j, f in enumerate(fits)]
+        return self
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.ranges_)
+
+    def _columns(self, c: np.ndarray) -> np.ndarray:
+        C = np.asarray(c, dtype=np.float64).reshape(len(c), -1)
+        if C.shape[1] != self.n_columns:
+            raise DataError(f"the conditions correction was fitted on {self.n_columns} "
+                            f"condition column(s) (pile-up, luminosity), got {C.shape[1]}")
+        return C
+
+    def _each(self, method: str, c: np.ndarray) -> np.ndarray:
+        C = self._columns(c)
+        out = np.empty((len(C), len(self.choice_)))
+        for j, fit in enumerate(self._fits):
+            cols = self.choice_ == j
+            if cols.any():
+                out[:, cols] = getattr(fit, method)(C[:, j])
+        return out
+
+    def centre(self, c: np.ndarray) -> np.ndarray:
+        """m(c), shape (n, d), with c clamped to the fitted range."""
+        return self._each("centre", c)
+
+    def spread(self, c: np.ndarray) -> np.ndarray:
+        """s(c), shape (n, d): see :class:`_Fit1D`."""
+        return self._each("spread", c)
+
+    def transform(self, X: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Residuals (x − m(c)) / s(c) in spread units, float64 (n, d)."""
+        out = self.centre(c)
+        np.subtract(np.asarray(X, dtype=np.float64), out, out=out)
+        out /= self.spread(c)
+        return out
+
+    def outside(self, c: np.ndarray) -> np.ndarray:
+        """True for LS whose conditions lie outside the fitted range (clamped, not
+        extrapolated) of any column, or whose pile-up per luminosity (bunch scheme) the
+        training never saw: the caller counts and reports them."""
+        C = self._columns(c)
+        out = np.zeros(len(C), bool)
+        for j, (lo, hi) in enumerate(self.ranges_):
+            out |= (C[:, j] < lo) | (C[:, j] > hi)
+        if self.ratio_range_ is not None:
+            lo, hi = self.ratio_range_
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = C[:, 0] / C[:, 1]
+            out |= ~((r >= lo * (1 - RATIO_MARGIN)) & (r <= hi * (1 + RATIO_MARGIN)))
+        return out
+
     # ---- persistence ------------------------------------------------------------------
     def save(self, file: str | Path) -> None:
-        extra = {} if self.coef_ is None else {"coef": self.coef_}
-        np.savez(file, method=np.array(self.method), range=np.array(self.range_),
-                 knots=self.knots_, centre=self.centre_, spread_knots=self.spread_knots_,
-                 spread=self.spread_, overall_spread=self.overall_spread_, **extra)
+        arrays = {k: v for j, f in enumerate(self._fits) for k, v in f.arrays(f"_{j}").items()}
+        extra = {} if self.ratio_range_ is None else {"ratio_range": np.array(self.ratio_range_)}
+        np.savez(file, method=np.array(self.method), n_columns=np.array(self.n_columns),
+                 choice=self.choice_, **arrays, **extra)
 
     @classmethod
     def load(cls, file: str | Path) -> "ConditionsCorrection":
         with np.load(file) as z:
             out = cls(str(z["method"]))
-            out.range_ = tuple(float(v) for v in z["range"])
-            out.knots_, out.centre_ = z["knots"], z["centre"]
-            out.spread_knots_, out.spread_ = z["spread_knots"], z["spread"]
-            out.overall_spread_ = z["overall_spread"]
-            out.coef_ = z["coef"] if "coef" in z.files else None
+            if "n_columns" not in z.files:  # saved before luminosity could be a column
+                fits = [_Fit1D.from_arrays(z, out.method, "")]
+                out.choice_ = np.zeros(fits[0].centre_.shape[1], dtype=np.int64)
+                out.ratio_range_ = None
+            else:
+                fits = [_Fit1D.from_arrays(z, out.method, f"_{j}")
+                        for j in range(int(z["n_columns"]))]
+                out.choice_ = z["choice"]
+                out.ratio_range_ = (tuple(float(v) for v in z["ratio_range"])
+                                    if "ratio_range" in z.files else None)
+        out._fits = fits
+        out.ranges_ = [f.range_ for f in fits]
+        out.range_ = out.ranges_[0]
         return out
 
 
@@ -260,6 +388,38 @@ def _robust_quadratic(X: np.ndarray, c: np.ndarray, rng: tuple[float, float]
     return grid, np.stack([np.ones_like(tg), tg, tg * tg], axis=1) @ coef, coef
 
 
+# ---- which columns of an LS table -----------------------------------------------------
+def condition_columns(columns: Any, choice: str | None) -> list[str]:
+    """The LS-table columns a ``conditions`` setting reads from a table with ``columns``:
+    those of :data:`COLUMNS`, the luminosity beside the pile-up only when the table has a
+    luminosity column (an LS table always has one; a bare table of pile-up values may not)."""
+    cols = list(COLUMNS[choice or "none"])
+    return cols if len(cols) < 2 or cols[1] in columns else cols[:1]
+
+
+def conditions_matrix(frame: Any, choice: str | None) -> np.ndarray | None:
+    """The condition values of each LS of ``frame`` for a ``conditions`` setting: None for
+    ``none``, else the columns of :func:`condition_columns` (pile-up and luminosity, or
+    one of them), one row per LS; a DataError naming the first LS without one."""
+    if choice is None or choice == "none":
+        return None
+    cols = condition_columns(frame.columns, choice)
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise DataError(f"the LS have no {missing[0]!r} column: give the preprocess step a "
+                        "conditions table, or use conditions=none")
+    values = frame[cols].to_numpy(np.float64)
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        col = cols[int(np.flatnonzero(~np.isfinite(values[i]))[0])]
+        where = (f"LS (run {frame['runId'].iat[i]}, LS {frame['lumiId'].iat[i]})"
+                 if {"runId", "lumiId"} <= set(frame.columns) else f"row {i}")
+        raise DataError(f"{where} has no {col}: give the preprocess step a conditions table, "
+                        "or use conditions=none")
+    return values[:, 0] if len(cols) == 1 else values
+
+
 # ---- which column of an LS table ------------------------------------------------------
 def conditions_column(choice: str, train: Any, others: dict[str, Any] | None = None,
                       where: str = "the data") -> str:
@@ -297,6 +457,10 @@ def conditions_column(choice: str, train: Any, others: dict[str, Any] | None = N
         return None
 
     col = choice
+    if choice == "pileup" and not unknown_everywhere("pileup") and problem("lumi"):
+        raise DataError(f"{where} {problem('lumi')}: the pile-up fit keeps luminosity beside "
+                        "pile-up (the luminosity monitor follows it); give the conditions "
+                        "table's lumi, or train with conditions=none")
     if choice == "pileup" and unknown_everywhere("pileup") and problem("lumi") is None:
         logging.getLogger("dc_mlops").info(
             "%s has no pile-up: correcting for luminosity (lumi) instead", where)

@@ -212,7 +212,7 @@ class Detector(ABC):
             lo, hi = correction.range_
             raise DataError(f"{self.name} was fitted with a conditions correction (fitted "
                             f"range {lo:.4g}-{hi:.4g}): give each LS's conditions to score it")
-        c = check_conditions(conditions, n_rows)
+        c = _as_fitted(correction, check_conditions(conditions, n_rows))
         outside = int(correction.outside(c).sum())
         if outside:
             lo, hi = correction.range_
@@ -229,7 +229,8 @@ class Detector(ABC):
         self._check_fitted()
         c = np.asarray(conditions, dtype=np.float64)
         correction = getattr(self, "correction_", None)
-        return np.zeros(c.shape, bool) if correction is None else correction.outside(c)
+        return np.zeros(len(c), bool) if correction is None else \
+            correction.outside(_as_fitted(correction, c))
 
     @property
     def context_ls(self) -> int:
@@ -339,6 +340,14 @@ def load_detector(path: str | Path) -> Detector:
     meta = _read_meta(path)
     cls = registry.detector_class(meta.get("name", "?"))
     return _load_as(cls, path, meta)
+
+
+def _as_fitted(correction: ConditionsCorrection, c: np.ndarray) -> np.ndarray:
+    """Pile-up and luminosity given to a correction fitted on pile-up alone (saved before
+    luminosity could be a column): its one column."""
+    if correction.n_columns == 1 and c.ndim == 2:
+        return c[:, 0]
+    return c
 
 
 def _check_context(context_ls: Any) -> int:

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from dc_mlops.data.context import ls_order
+from dc_mlops.data.correction import conditions_matrix
 from dc_mlops.detectors.base import Detector
 from dc_mlops.errors import DataError
 from dc_mlops.evaluation.greyzone import (Cutoffs, conformal_p_values, decide, decision_metrics,
@@ -73,16 +74,9 @@ class WalkForward:
 
 
 def conditions_of(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:
-    """The condition values detectors are fitted against, or None for ``none``."""
-    if column is None or column == "none":
-        return None
-    values = frame[column].to_numpy(np.float64)
-    if not np.isfinite(values).all():
-        bad = int(np.flatnonzero(~np.isfinite(values))[0])
-        raise DataError(f"LS (run {frame['runId'].iat[bad]}, LS {frame['lumiId'].iat[bad]}) has "
-                        f"no {column}: give the preprocess step a conditions table, or use "
-                        "conditions=none")
-    return values
+    """The condition values detectors are fitted against, or None for ``none``
+    (:func:`dc_mlops.data.correction.conditions_matrix`)."""
+    return conditions_matrix(frame, column)
 
 
 def fit_step(frame: pd.DataFrame, names: list[str], step: Step, build: Callable[[], Detector],
@@ -194,6 +188,7 @@ def certify_part(res: StepResult, test: pd.DataFrame, names: list[str],
     part["score"] = scores
     part["p_value"] = conformal_p_values(res.calib_scores, scores)
     part["decision"] = decide(scores, cut.t_good, cut.t_bad, outside)
+    part["outside"] = outside
     good = part["label"].to_numpy() == 0
     runs = part["runId"].to_numpy()
     row = {"step": index, "first_run": int(runs.min()) if len(runs) else -1,
@@ -206,6 +201,24 @@ def certify_part(res: StepResult, test: pd.DataFrame, names: list[str],
            **{k: v for k, v in cut.to_dict().items() if k != "confidence"},
            **decision_metrics(part["decision"], part["label"], part["judged"], "step")}
     return part, row
+
+
+def failure_p_values(res: StepResult, history: pd.DataFrame, names: list[str],
+                     conditions: str | None) -> pd.DataFrame:
+    """(runId, lumiId, p_value) of every failure LS of ``history`` (any subsystem; every LS of
+    its runs, sorted by run and LS) under a fitted step, inside its conditions range: what
+    the combined GOOD cut-off of ``certify pd=all`` rests on
+    (:mod:`dc_mlops.evaluation.combined`)."""
+    from dc_mlops.evaluation.combined import failure_mask
+    fail = failure_mask(history["label"], history["origin"])
+    part = history[np.isin(history["runId"].to_numpy(), history["runId"].to_numpy()[fail])]
+    fail = failure_mask(part["label"], part["origin"])
+    if not fail.any():
+        return pd.DataFrame({"runId": [], "lumiId": [], "p_value": []})
+    keep = fail & ~_outside(res.detector, part, conditions)
+    p = conformal_p_values(res.calib_scores, _score(res.detector, part, names, conditions))
+    return pd.DataFrame({"runId": part["runId"].to_numpy()[keep],
+                         "lumiId": part["lumiId"].to_numpy()[keep], "p_value": p[keep]})
 
 
 def _fit(det: Detector, part: pd.DataFrame, names: list[str], conditions: str | None,

@@ -40,11 +40,13 @@ import pandas as pd
 
 from dc_mlops.data.certjson import CertJSON, read_certjson
 from dc_mlops.data.context import ls_order, run_bounds
+from dc_mlops.data.correction import COLUMNS, conditions_matrix
 from dc_mlops.data.lstable import ERA_FILES, LabelOptions, is_era_folder, load_ls_table
 from dc_mlops.data.responsibility import load_responsibility, subsystems_of
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.errors import DataError
 from dc_mlops.evaluation import plots
+from dc_mlops.evaluation.combined import JointCutoff, joint_cutoff, joint_failures, joint_t_good
 from dc_mlops.evaluation.drift import domain_report
 from dc_mlops.evaluation.greyzone import (BAD, DCS, GOOD, GREY, LOW, combine,
                                           conformal_p_values, decide, decision_metrics)
@@ -127,9 +129,10 @@ def run_certify(s: CertifySettings) -> CertifyResult:
         mapping = load_responsibility(s.responsibility)
         certifiers, missing = _certifiers(s)
         dcs = _dcs_json(s)
+        joint = _joint_cutoff(certifiers) if len(certifiers) > 1 else None
         per_pd, low_rows, domains, golden_labels = [], [], {}, []
         for cert in certifiers:
-            flags, low, domain, labels = _certify_pd(s, cert, mapping, dcs)
+            flags, low, domain, labels = _certify_pd(s, cert, mapping, dcs, joint)
             per_pd.append(flags)
             low_rows.append(low)
             domains[cert.pd] = domain
@@ -148,6 +151,8 @@ def run_certify(s: CertifySettings) -> CertifyResult:
             ls.loc[ls["decision"] == GOOD, "decision"] = GREY
         summary = _summary(s, certifiers, flags, ls, domains, mapping)
         summary["not_judged"] = {p: sorted(subsystems_of(p, mapping)) for p in missing}
+        if joint is not None:
+            summary["joint_cutoff"] = joint.to_dict()
         _write(staging, ls, flags, _grey_zone(flags, ls), pd.concat(low_rows, ignore_index=True),
                summary)
         single = len(certifiers) == 1
@@ -177,10 +182,33 @@ def _dcs_json(s: CertifySettings) -> CertJSON | None:
     return None
 
 
+def _joint_cutoff(certifiers: list[_Certifier]) -> JointCutoff | None:
+    """The combined GOOD cut-off of several PDs certified together, from the failure LS of
+    their histories (:mod:`dc_mlops.evaluation.combined`); None when a certifier predates
+    it (each PD's own ``t_good`` then decides)."""
+    tables = {}
+    for cert in certifiers:
+        f = cert.spec.get("failure_p_values")
+        if f is None:
+            log.info("certify: the %s certifier carries no failure p-values; each PD's own "
+                     "GOOD cut-off decides", cert.pd)
+            return None
+        tables[cert.pd] = pd.DataFrame(f)
+    target = min(float(c.spec["cutoffs"]["max_bad_as_good"]) for c in certifiers)
+    joint = joint_cutoff(joint_failures(tables), target)
+    if not joint.supported:
+        log.warning("certify: %d known failure LS scored by every PD cannot support certifying "
+                    "GOOD at bad->GOOD <= %g (%d needed): nothing is certified GOOD",
+                    joint.n_failures, target, joint.bad_needed)
+    return joint
+
+
 def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
-                dcs: CertJSON | None) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame]:
+                dcs: CertJSON | None, joint: JointCutoff | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame]:
     """One PD's flags (one row per LS and subsystem), its low-statistics LS, its domain
-    report and the Golden labels of its LS (-1 when unknown)."""
+    report and the Golden labels of its LS (-1 when unknown). With ``joint`` (several PDs
+    certified together) GOOD follows the combined cut-off instead of the PD's own."""
     spec = cert.spec
     table = load_ls_table(s.data, cert.pd, LabelOptions(golden_json=s.golden_json,
                                                         required=False),
@@ -191,22 +219,24 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
     frame = ls_order(table.frame)
     names = spec["feature_names"]
     X = feature_matrix(frame, names, s.data)
-    column = spec.get("conditions", "none")
-    c = None
-    if column != "none":
-        if column not in frame.columns or not np.isfinite(frame[column].to_numpy(float)).all():
-            raise DataError(f"{s.data}: the {cert.pd} certifier needs the LS's {column}; give "
-                            "a conditions table (conditions_table) with the era")
-        c = frame[column].to_numpy(np.float64)
+    column = spec.get("conditions", "none") or "none"
+    try:
+        c = conditions_matrix(frame, column)
+    except DataError:
+        raise DataError(f"{s.data}: the {cert.pd} certifier needs the LS's "
+                        f"{' and '.join(COLUMNS[column])}; give a conditions table "
+                        "(conditions_table) with the era") from None
     low = frame["EventsPerLs"].to_numpy() < s.min_events
     runs = frame["runId"].to_numpy()
     scores = _scores(cert.detector, X, c, runs, ~low)
     calib = np.asarray(spec["calibration_scores"], dtype=np.float64)
     t = spec["thresholds"]
+    t_good = t["t_good"] if joint is None else min(joint_t_good(calib, joint.p_good), t["t_bad"])
     outside = None if c is None else cert.detector.conditions_outside(c)
-    decision = decide(scores, t["t_good"], t["t_bad"], outside).astype(object)
+    decision = decide(scores, t_good, t["t_bad"], outside).astype(object)
+    main_c = None if c is None else c.reshape(len(c), -1)[:, 0]  # pile-up (or lumi)
     domain = domain_report(X[~low], names, spec["feature_min"], spec["feature_max"],
-                           scores[~low], calib, None if c is None else c[~low],
+                           scores[~low], calib, None if c is None else main_c[~low],
                            spec.get("conditions_range"))
     if not domain["in_domain"]:
         msg = "; ".join(domain["reasons"])

@@ -36,12 +36,14 @@ import pandas as pd
 
 from dc_mlops.console import progress
 from dc_mlops.detectors import registry
+from dc_mlops.data.correction import condition_columns
 from dc_mlops.evaluation import plots
 from dc_mlops.evaluation.metrics import roc_table
 from dc_mlops.evaluation.protocols import Step, era_step, latest_window, rolling_steps
 from dc_mlops.evaluation.selection import rank, summarise
 from dc_mlops.evaluation.walkforward import (StepResult, WalkForward, certify_part,
-                                             conditions_of, fit_parts, fit_step, run_plan)
+                                             conditions_of, failure_p_values, fit_parts,
+                                             fit_step, run_plan)
 from dc_mlops.settings import EvaluateSettings
 from dc_mlops.steps.inputs import resolve_preprocess_run
 from dc_mlops.tracking import runs as tr
@@ -189,8 +191,13 @@ def _candidate(s: EvaluateSettings, data, frame: pd.DataFrame, names: list[str],
         tr.log_metrics(metrics | {"n_steps": len(wf.steps),
                                   "fit_seconds": float(wf.steps["fit_seconds"].sum())})
         _log_candidate_artifacts(s, model, wf, final)
+        # the failure LS of everything the certifier may know (not the test runs of `runs`)
+        known = frame if plan.final is not None else all_ls(
+            {p: data.splits[p] for p in ("train", "val", "calib", "known_bad")
+             if p in data.splits})
+        failures = failure_p_values(final, known, names, conditions)
         spec = certifier_spec(data.spec, model, s, final, history, names, conditions, parent,
-                              crun.info.run_id)
+                              crun.info.run_id, failures)
         uri = log_detector_model(final.detector, spec, history.head(50), name="certifier")
         tr.set_tag("dc_mlops.model_uri", uri)
     log.info("evaluate %s %s seed %d: correct automation %.3f, good->BAD %.4f, bad->GOOD "
@@ -209,9 +216,11 @@ def _judged_bad(frame: pd.DataFrame) -> pd.DataFrame:
 
 def certifier_spec(base: dict, model: str, s: EvaluateSettings, final: StepResult,
                    history: pd.DataFrame, names: list[str], conditions: str | None,
-                   evaluation_run: str, candidate_run: str) -> dict:
+                   evaluation_run: str, candidate_run: str,
+                   failures: pd.DataFrame | None = None) -> dict:
     """Everything certify needs besides the detector: cut-offs and what they rest on, the
-    calibration scores (drift check), the feature and conditions ranges (domain check)."""
+    calibration scores (drift check), the feature and conditions ranges (domain check), and
+    the p-values of the history's failure LS (the combined GOOD cut-off of ``pd=all``)."""
     scores = np.sort(final.calib_scores)
     if len(scores) > MAX_CALIBRATION_SCORES:
         scores = scores[np.linspace(0, len(scores) - 1, MAX_CALIBRATION_SCORES).astype(int)]
@@ -219,6 +228,7 @@ def certifier_spec(base: dict, model: str, s: EvaluateSettings, final: StepResul
     spec = dict(base)
     spec.update(
         model=model, pd=s.pd, conditions=conditions or "none",
+        condition_columns=condition_columns(history.columns, conditions),
         context_ls=final.detector.context_ls, thresholds={"t_good": final.cutoffs.t_good, "t_bad": final.cutoffs.t_bad},
         cutoffs=final.cutoffs.to_dict(), calibration_scores=scores.tolist(),
         known_bad_scores=np.sort(final.bad_scores).tolist(),
@@ -231,6 +241,10 @@ def certifier_spec(base: dict, model: str, s: EvaluateSettings, final: StepResul
     if conditions:
         c = history[conditions].to_numpy(np.float64)
         spec["conditions_range"] = [float(np.nanmin(c)), float(np.nanmax(c))]
+    if failures is not None:
+        spec["failure_p_values"] = {"runId": failures["runId"].astype(int).tolist(),
+                                    "lumiId": failures["lumiId"].astype(int).tolist(),
+                                    "p_value": failures["p_value"].astype(float).tolist()}
     return spec
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from dc_mlops import console
-from dc_mlops.data.correction import conditions_column
+from dc_mlops.data.correction import condition_columns, conditions_column, conditions_matrix
 from dc_mlops.data.context import ls_order
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors import registry
@@ -62,7 +62,7 @@ def detector_params(s: TrainSettings) -> dict:
 
 
 def _conditions(frame: pd.DataFrame, column: str) -> np.ndarray | None:
-    return None if column == "none" else frame[column].to_numpy(np.float64)
+    return conditions_matrix(frame, column)
 
 
 def _runs(frame: pd.DataFrame) -> np.ndarray:
@@ -126,6 +126,7 @@ def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult
         _log_artifacts(detector, test, scores, names, s, c_test)
         model_spec = {**spec, "model": s.model, "conditions": cond,
                       "conditions_range": detector.conditions_range_,
+                      "condition_columns": condition_columns(train.columns, cond),
                       "context_ls": detector.context_ls}
         uri = log_detector_model(detector, model_spec, val.head(50))
         tr.set_tag("dc_mlops.model_uri", uri)

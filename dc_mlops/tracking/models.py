@@ -25,6 +25,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
+from dc_mlops.data.correction import conditions_matrix
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors.base import Detector
 from dc_mlops.errors import DataError
@@ -82,11 +83,20 @@ CONTEXT_COLUMNS = ("runId", "lumiId")
 
 
 def input_columns(spec: dict) -> list[str]:
-    """The columns the model reads: the PD's features (and the run condition it corrects
-    for, when the detector was fitted with one; and run and LS, when it reads run context)."""
-    condition = spec.get("conditions", "none") or "none"
-    return (list(spec["feature_names"]) + ([] if condition == "none" else [condition])
+    """The columns the model reads: the PD's features (and the run conditions it corrects
+    for, when the detector was fitted with them; and run and LS, when it reads run
+    context)."""
+    return (list(spec["feature_names"]) + spec_condition_columns(spec)
             + (list(CONTEXT_COLUMNS) if spec.get("context_ls") else []))
+
+
+def spec_condition_columns(spec: dict) -> list[str]:
+    """The condition columns a logged model reads (``condition_columns`` of its spec; models
+    logged before it existed read their one ``conditions`` column)."""
+    condition = spec.get("conditions", "none") or "none"
+    if condition == "none":
+        return []
+    return list(spec.get("condition_columns") or [condition])
 
 
 def signature(spec: dict) -> ModelSignature:
@@ -116,22 +126,22 @@ def example_from_spec(spec: dict) -> pd.DataFrame:
     values, the low end of its conditions range, run 1 LS 1): for re-logging a certifier
     without its data."""
     example = pd.DataFrame([spec["feature_min"]], columns=spec["feature_names"])
-    if spec.get("conditions", "none") != "none":
-        example[spec["conditions"]] = (spec.get("conditions_range") or [0.0])[0]
+    for col in spec_condition_columns(spec):
+        example[col] = (spec.get("conditions_range") or [1.0])[0]
     if spec.get("context_ls"):
         example["runId"], example["lumiId"] = 1, 1
     return example
 
 
 def conditions_of(frame: pd.DataFrame, spec: dict) -> np.ndarray | None:
-    """The conditions column the model was trained with, or None; DataError if absent."""
-    cond = spec.get("conditions", "none")
-    if cond == "none":
-        return None
-    if cond not in frame.columns:
-        raise DataError(f"the model corrects for {cond!r} but the input has no {cond!r} "
-                        "column: give the per-LS conditions (a conditions table)")
-    return frame[cond].to_numpy(np.float64)
+    """The conditions the model was trained with, or None; DataError if absent."""
+    cols = spec_condition_columns(spec)
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise DataError(f"the model corrects for {spec['conditions']!r} but the input has no "
+                        f"{missing[0]!r} column: give the per-LS conditions (a conditions "
+                        "table)")
+    return conditions_matrix(frame, spec["conditions"]) if cols else None
 
 
 def log_detector_model(detector: Detector, spec: dict, example: pd.DataFrame,

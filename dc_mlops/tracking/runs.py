@@ -343,6 +343,11 @@ def read_csv_artifact(run_id: str, path: str) -> pd.DataFrame:
         return pd.read_csv(download(run_id, path, tmp))
 
 
+def read_parquet_artifact(run_id: str, path: str) -> pd.DataFrame:
+    with tempfile.TemporaryDirectory() as tmp:
+        return pd.read_parquet(download(run_id, path, tmp))
+
+
 def run_info(run_id: str, what: str = "run"):
     """The run, or DataError naming it when it does not exist (the server failing is not a
     missing run: its exception goes through)."""

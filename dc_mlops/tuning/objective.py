@@ -35,7 +35,7 @@ import optuna
 import pandas as pd
 
 from dc_mlops.data.context import ls_order
-from dc_mlops.data.correction import conditions_column
+from dc_mlops.data.correction import conditions_column, conditions_matrix
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors import registry
 from dc_mlops.errors import DataError
@@ -110,7 +110,7 @@ class TuningData:
                                 where=f"preprocess run {preprocess_run}")
 
         def c(frame):
-            return None if col == "none" else frame[col].to_numpy(np.float64)
+            return conditions_matrix(frame, col)
 
         return cls(X_train=feature_matrix(train, names, "train split"),
                    X_val=feature_matrix(val, names, "val split"),

@@ -72,12 +72,54 @@ def test_save_and_load_give_the_same_residuals(tmp_path):
     (np.full(100, 30.0), "only 1 distinct value"),
     (np.r_[np.nan, np.arange(99.0)], "NaN or inf for 1 LS .first in row 0"),
     (np.arange(50.0), "has 50 values for 100 LS"),
-    (np.ones((100, 2)), "1-D"),
+    (np.ones((100, 3)), "1-D. or two"),
 ])
 def test_unusable_conditions_are_one_line_errors(values, match):
     X = np.random.default_rng(0).normal(size=(100, 3))
     with pytest.raises(DataError, match=match):
         ConditionsCorrection().fit(X, values)
+
+
+def _two_schemes(n: int, share: float, seed: int = 0):
+    """Pile-up and luminosity of fills with 2556 or (a ``share`` of) 1866 bunches: pile-up
+    per luminosity differs by the bunch scheme; feature 0 follows the pile-up, feature 1
+    (a luminosity monitor) the luminosity."""
+    rng = np.random.default_rng(seed)
+    lumi = rng.uniform(4, 20, n)
+    ratio = np.where(rng.random(n) < share, 3.3, 2.41)
+    pu = lumi * ratio
+    X = np.stack([2.0 * pu + rng.normal(0, 1, n), 5.0 * lumi + rng.normal(0, 0.5, n)], axis=1)
+    return X, np.stack([pu, lumi], axis=1), ratio
+
+
+def test_a_luminosity_monitor_is_fitted_against_luminosity_across_bunch_schemes(tmp_path):
+    X, c, ratio = _two_schemes(4000, 0.1)
+    corr = ConditionsCorrection().fit(X, c)
+    assert corr.choice_.tolist() == [0, 1]  # pile-up for the first, luminosity for the second
+    R = corr.transform(X, c)
+    minority = ratio == 3.3
+
+    def offset(res):  # how far the minority scheme's monitor sits from the majority's
+        return abs(np.median(res[minority, 1]) - np.median(res[~minority, 1]))
+    assert offset(R) < 0.3
+    # one column only (pile-up): the minority scheme's luminosity monitor is far off
+    assert offset(ConditionsCorrection().fit(X, c[:, 0]).transform(X, c[:, 0])) > 3
+    corr.save(tmp_path / "c.npz")
+    back = ConditionsCorrection.load(tmp_path / "c.npz")
+    np.testing.assert_array_equal(back.transform(X, c), R)
+    assert back.ratio_range_ == corr.ratio_range_
+
+
+def test_a_bunch_scheme_the_training_never_saw_is_outside_the_fitted_conditions():
+    X, c, ratio = _two_schemes(4000, 0.0)
+    corr = ConditionsCorrection().fit(X, c)
+    assert corr.choice_.tolist() == [0, 0]  # one scheme: the columns move together
+    X2, c2, ratio2 = _two_schemes(500, 0.5, seed=1)
+    inside_range = (c2[:, 0] >= corr.range_[0]) & (c2[:, 0] <= corr.range_[1]) \
+        & (c2[:, 1] >= corr.ranges_[1][0]) & (c2[:, 1] <= corr.ranges_[1][1])
+    out = corr.outside(c2)
+    assert out[(ratio2 == 3.3)].all()
+    assert not out[(ratio2 == 2.41) & inside_range].any()
 
 
 def test_check_conditions_names_the_first_bad_row():

@@ -58,7 +58,7 @@ def chain(shared, tmp_path_factory):
         run_train(TrainSettings(model="sparse_ae", pd="ZeroBias", epochs=2, batch_size=64,
                                 preprocess_run=pre))
         ev = run_evaluate(EvaluateSettings(pd="ZeroBias", models="sparse_ae,pca", seeds="0",
-                                           preprocess_run=pre,
+                                           preprocess_run=pre, epochs=3,
                                            **(SMALL_WALK | {"max_good_as_bad": 0.05})))
         # the metric every evaluate has logged so far (this test is about infrastructure)
         promo = run_promote(PromoteSettings(pd="ZeroBias", evaluation_run=ev.run_id,

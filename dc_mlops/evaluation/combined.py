@@ -1,0 +1,134 @@
+"""All PDs together: the decision that goes into the Golden JSON (SPEC §7) and its GOOD cut-off.
+
+An LS enters the Golden JSON only when every PD certifies its subsystems GOOD; it is BAD as
+soon as one PD flags it. The per-PD GOOD cut-off (:mod:`.greyzone`) answers "how many of this
+PD's own failures would it certify GOOD?" and rests on them alone: on a history of a few
+weeks EGamma has tens of ECAL failure LS it can see, far from the 299 that a 1 % claim at
+95 % confidence needs, so it certifies nothing GOOD and, through the combination, neither
+does anyone. The Golden JSON asks another question: of the LS a DC expert flagged bad (any
+subsystem), how many would *every* PD let through? Every flagged failure LS of the history
+answers it (an ECAL failure that EGamma misses may be caught by JetHT's calorimeter
+histograms), so the combined rule has as many failures to rest on as the history has.
+
+The rule: an LS is GOOD when every PD's conformal p-value (:func:`.greyzone.conformal_p_values`,
+against that PD's good calibration LS) exceeds one common ``p_good``, no PD flags it BAD, and
+every PD decided it inside its conditions range and domain. ``p_good`` is the smallest value
+whose one-sided Clopper-Pearson bound on the share of known failure LS that would pass (their
+smallest p-value over the PDs above ``p_good``) stays within ``max_bad_as_good``: the same
+bound as the per-PD cut-off (:func:`.greyzone.bounded_good_cutoff`), on the combined p-value.
+With too few known failures nothing is certified GOOD and the number needed is reported.
+
+For a PD, ``p > p_good`` is ``score <= t`` with ``t`` the conformal cut-off of its calibration
+scores at ``p_good`` (:func:`joint_t_good`), so certification applies the joint rule through
+each PD's ``t_good`` and the one decision rule, :func:`.greyzone.decide`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from dc_mlops.data.responsibility import NOT_JUDGED_ORIGINS
+from dc_mlops.evaluation.greyzone import (BAD, CONFIDENCE, GOOD, GREY, bad_needed,
+                                          bounded_good_cutoff, conformal_bad_cutoff)
+
+KEYS = ["runId", "lumiId"]
+
+
+@dataclass(frozen=True)
+class JointCutoff:
+    """The combined GOOD cut-off and what it rests on."""
+
+    p_good: float  # GOOD when every PD's p-value exceeds it (1.0: nothing is GOOD)
+    bound: float  # one-sided upper bound on the share of failure LS certified GOOD
+    n_failures: int  # known failure LS (scored by every PD) it rests on
+    max_bad_as_good: float
+    bad_needed: int
+    confidence: float = CONFIDENCE
+
+    @property
+    def supported(self) -> bool:
+        return self.bound <= self.max_bad_as_good
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"supported": self.supported}
+
+
+def failure_mask(label, origin) -> np.ndarray:
+    """Bad LS a DC expert flagged (a failure or a human flag), not DCS-bad or low statistics:
+    the LS the combined certification must keep out of the Golden JSON."""
+    origin = np.asarray(origin).astype(str)
+    return (np.asarray(label) == 1) & ~np.isin(origin, NOT_JUDGED_ORIGINS)
+
+
+def joint_cutoff(min_p_failures: np.ndarray, max_bad_as_good: float,
+                 confidence: float = CONFIDENCE) -> JointCutoff:
+    """``p_good`` from the smallest p-value over the PDs of each known failure LS."""
+    m = np.asarray(min_p_failures, dtype=np.float64)
+    # a failure passes when its smallest p-value exceeds p_good: the per-PD rule on -p
+    t, bound = bounded_good_cutoff(-m, max_bad_as_good, confidence)
+    p_good = 1.0 if bound > max_bad_as_good or not np.isfinite(t) else float(-t)
+    return JointCutoff(p_good, float(bound), int(len(m)), max_bad_as_good,
+                       bad_needed(max_bad_as_good, confidence), confidence)
+
+
+def joint_t_good(calibration_scores: np.ndarray, p_good: float) -> float:
+    """A PD's score cut-off for the joint rule: ``score < t`` is ``p-value > p_good`` (up to
+    ties, which stay GREY); ``p_good`` 1 gives -inf (nothing GOOD)."""
+    if p_good >= 1.0:
+        return -float("inf")
+    return conformal_bad_cutoff(calibration_scores, p_good)
+
+
+def joint_failures(tables: dict[str, pd.DataFrame]) -> np.ndarray:
+    """Smallest p-value over the PDs of every known failure LS that every PD scored.
+
+    ``tables``: per PD, (runId, lumiId, p_value) of the history's failure LS."""
+    merged = None
+    for pd_name, t in tables.items():
+        part = t[KEYS + ["p_value"]].rename(columns={"p_value": pd_name})
+        merged = part if merged is None else merged.merge(part, on=KEYS, how="inner")
+    if merged is None or merged.empty:
+        return np.zeros(0)
+    return merged[list(tables)].min(axis=1).to_numpy(np.float64)
+
+
+def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
+                  confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """The combined decision of the PDs' walk-forward certifications (one row per LS that
+    every PD certified), as ``certify pd=all`` would have decided it at each step.
+
+    ``walks``: per PD, the walk's per-LS table (``runId``, ``lumiId``, ``step``, ``label``,
+    ``origin``, ``decision``, ``p_value``, ``outside``). The steps follow the runs of the
+    first PD's walk; the ``p_good`` of a step rests on the failure LS certified in the
+    steps before it (every LS is decided by models and cut-offs that saw only the past).
+    """
+    names = list(walks)
+    merged = None
+    for pd_name, d in walks.items():
+        cols = {"decision": f"d_{pd_name}", "p_value": f"p_{pd_name}",
+                "outside": f"o_{pd_name}", "step": f"s_{pd_name}"}
+        part = d[KEYS + ["label", "origin", *cols]].rename(columns=cols)
+        merged = part if merged is None else merged.merge(
+            part.drop(columns=["label", "origin"]), on=KEYS, how="inner")
+    out = merged.sort_values(KEYS, kind="stable").reset_index(drop=True)
+    p = out[[f"p_{n}" for n in names]].to_numpy(np.float64)
+    d = out[[f"d_{n}" for n in names]].to_numpy().astype(str)
+    outside = out[[f"o_{n}" for n in names]].to_numpy(bool)
+    min_p = p.min(axis=1)
+    fail = failure_mask(out["label"], out["origin"])
+    step = out[f"s_{names[0]}"].to_numpy()
+    runs = out["runId"].to_numpy()
+    decision = np.full(len(out), GREY, dtype=object)
+    p_good = np.ones(len(out))
+    for s in np.unique(step):
+        rows = step == s
+        known = fail & (runs < runs[rows].min())
+        cut = joint_cutoff(min_p[known], max_bad_as_good, confidence)
+        p_good[rows] = cut.p_good
+    ok = ~outside.any(axis=1) & (min_p > p_good)
+    decision[ok] = GOOD
+    decision[(d == BAD).any(axis=1)] = BAD
+    return out[KEYS + ["label", "origin"]].assign(step=step, min_p=min_p, p_good=p_good,
+                                                  failure=fail, decision=decision.astype(str))

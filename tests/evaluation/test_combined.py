@@ -1,0 +1,79 @@
+"""The combined decision of several PDs and its GOOD cut-off (evaluation.combined)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dc_mlops.evaluation.combined import (combined_walk, failure_mask, joint_cutoff,
+                                          joint_failures, joint_t_good)
+from dc_mlops.evaluation.greyzone import GOOD, conformal_p_values, rate_upper_bound
+
+
+def test_the_joint_cutoff_lets_through_only_as_many_failures_as_the_bound_allows():
+    rng = np.random.default_rng(0)
+    min_p = rng.uniform(0, 0.05, 1000)  # failures: every PD finds them unusual
+    cut = joint_cutoff(min_p, 0.01)
+    passed = int((min_p > cut.p_good).sum())
+    assert cut.supported and cut.n_failures == 1000
+    assert rate_upper_bound(passed, 1000) <= 0.01 < rate_upper_bound(passed + 1, 1000)
+    assert 0 < cut.p_good < 0.05
+
+
+def test_too_few_failures_certify_nothing_good_and_say_how_many_are_needed():
+    cut = joint_cutoff(np.full(100, 1e-4), 0.01)
+    assert not cut.supported and cut.p_good == 1.0 and cut.bad_needed == 299
+    assert joint_t_good(np.arange(10.0), cut.p_good) == -np.inf
+
+
+def test_a_pds_t_good_is_the_p_value_rule_in_score_units():
+    rng = np.random.default_rng(1)
+    calib = rng.exponential(size=2000)
+    scores = rng.exponential(size=5000) * 1.3
+    for p_good in (0.01, 0.05, 0.3):
+        t = joint_t_good(calib, p_good)
+        p = conformal_p_values(calib, scores)
+        assert np.array_equal(scores < t, (p > p_good) & (scores != t))
+
+
+def test_joint_failures_take_the_smallest_p_value_of_ls_every_pd_scored():
+    a = pd.DataFrame({"runId": [1, 1, 2], "lumiId": [1, 2, 1], "p_value": [0.5, 0.01, 0.2]})
+    b = pd.DataFrame({"runId": [1, 2], "lumiId": [1, 1], "p_value": [0.02, 0.9]})
+    assert sorted(joint_failures({"A": a, "B": b})) == [0.02, 0.2]
+
+
+def test_failures_are_flagged_bad_ls_but_not_dcs_or_low_statistics():
+    m = failure_mask([1, 1, 1, 0, 1], ["failure", "human", "dcs", "good", "low_stats"])
+    assert m.tolist() == [True, True, False, False, False]
+
+
+def _walk(pd_name: str, p: np.ndarray, decision: np.ndarray, label: np.ndarray,
+          step: np.ndarray) -> pd.DataFrame:
+    n = len(p)
+    return pd.DataFrame({"runId": 1000 + step * 10 + np.arange(n) // 500, "lumiId": np.arange(n),
+                         "step": step, "label": label,
+                         "origin": np.where(label == 1, "failure", "good"),
+                         "decision": decision, "p_value": p, "outside": np.zeros(n, bool)})
+
+
+def test_combined_walk_certifies_good_only_once_earlier_failures_support_it():
+    rng = np.random.default_rng(2)
+    n = 3000
+    step = np.repeat([0, 1, 2], n // 3)
+    label = (rng.random(n) < 0.2).astype(int)
+    # PD A sees every failure, PD B none of them: together they catch all
+    p_a = np.where(label == 1, rng.uniform(0, 0.002, n), rng.uniform(0, 1, n))
+    p_b = rng.uniform(0, 1, n)
+    dec = np.full(n, "GREY")
+    d = combined_walk({"A": _walk("A", p_a, dec, label, step),
+                       "B": _walk("B", p_b, dec, label, step)}, 0.01)
+    # step 0 knows no failure, step 1 the ~200 of step 0 (299 support a 1 % claim)
+    early = d["step"] < 2
+    assert (d.loc[early, "decision"] != GOOD).all() and (d.loc[early, "p_good"] == 1).all()
+    last = ~early & (d["label"] == 0)
+    assert (d.loc[last, "decision"] == GOOD).mean() > 0.9
+    assert (d.loc[~early & (d["label"] == 1), "decision"] == GOOD).mean() <= 0.01
+    # a PD that flags BAD makes the LS BAD, whatever the p-values
+    dec_b = np.where(np.arange(n) == n - 1, "BAD", "GREY")
+    d2 = combined_walk({"A": _walk("A", p_a, dec, label, step),
+                        "B": _walk("B", p_b, dec_b, label, step)}, 0.01)
+    assert d2["decision"].iat[-1] == "BAD"

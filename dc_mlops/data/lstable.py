@@ -23,7 +23,8 @@ import pandas as pd
 import pyarrow as pa
 
 from dc_mlops.data.certjson import CertJSON, read_certjson
-from dc_mlops.data.features import MIN_EVENTS, FeatureSet, get_feature_set
+from dc_mlops.data.features import (MIN_EVENTS, FeatureSet, get_feature_set,
+                                    relative_to_beam_spot)
 from dc_mlops.data.histfeatures import summarize_file
 from dc_mlops.data.histograms import DEFAULT_UNDER_OVERFLOW
 from dc_mlops.data.labels import LabelSources, assign_labels, read_bad_list
@@ -105,6 +106,8 @@ def load_ls_table(data: str, pd_name: str, labels: LabelOptions,
     else:
         table = _from_file(path, pd_name, labels, representation, cond, under_overflow)
     f = table.frame
+    if representation == "summary":  # the beam spot is a run condition, not a feature
+        relative_to_beam_spot(f, table.feature_names)
     f["judged"] = judged_bad(f["label"].to_numpy(), f["subsystem"].to_numpy(),
                              f["origin"].to_numpy(), f["scenario"].to_numpy(),
                              table.feature_set.name, mapping) \

@@ -21,6 +21,7 @@ def metric_key(text: str) -> str:
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray, keep: np.ndarray) -> tuple[float, float]:
+    keep = keep & np.isfinite(scores)  # LS without a score (DCS-bad, low statistics)
     y = labels[keep]
     if len(y) == 0 or y.min() == y.max():
         return float("nan"), float("nan")  # one class only: undefined, not missing
@@ -53,9 +54,11 @@ def roc_table(labels: np.ndarray, scores: np.ndarray, judged: np.ndarray | None 
               ) -> pd.DataFrame:
     """The ROC curve (judged bad LS vs good LS) as a table: one row per threshold."""
     labels = np.asarray(labels).astype(int)
-    keep = (labels == 0) | ((labels == 1) & (True if judged is None
-                                              else np.asarray(judged, dtype=bool)))
-    fpr, tpr, thr = roc_curve(labels[keep], np.asarray(scores)[keep])
+    scores = np.asarray(scores, dtype=np.float64)
+    keep = ((labels == 0) | ((labels == 1) & (True if judged is None
+                                               else np.asarray(judged, dtype=bool)))) \
+        & np.isfinite(scores)
+    fpr, tpr, thr = roc_curve(labels[keep], scores[keep])
     return pd.DataFrame({"threshold": thr, "false_positive_rate": fpr, "true_positive_rate": tpr})
 
 

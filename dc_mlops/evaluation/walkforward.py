@@ -263,8 +263,17 @@ def _known_bad_scores(det: Detector, part: pd.DataFrame, names: list[str],
 
 def _score(det: Detector, part: pd.DataFrame, names: list[str], conditions: str | None
            ) -> np.ndarray:
+    """Scores of the LS of ``part``. With run context, DCS-bad LS (a detector was off: DCS
+    decided them before any model) take no part in their neighbours' context and get no
+    score (NaN), as in ``certify``."""
     if len(part) == 0:
         return np.zeros(0)
+    if det.context_ls and "origin" in part.columns:
+        dcs = part["origin"].to_numpy().astype(str) == "dcs"
+        if dcs.any():
+            out = np.full(len(part), np.nan)
+            out[~dcs] = _score(det, part[~dcs], names, conditions)
+            return out
     X = part[names].to_numpy(np.float32)
     c = conditions_of(part, conditions)
     runs = part["runId"].to_numpy() if det.context_ls else None

@@ -227,16 +227,19 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
                         f"{' and '.join(COLUMNS[column])}; give a conditions table "
                         "(conditions_table) with the era") from None
     low = frame["EventsPerLs"].to_numpy() < s.min_events
-    runs = frame["runId"].to_numpy()
-    scores = _scores(cert.detector, X, c, runs, ~low)
+    runs, lss = frame["runId"].to_numpy(), frame["lumiId"].to_numpy()
+    # DCS-bad LS (a detector was off) and low-statistics LS are decided without a model
+    off = np.zeros(len(frame), bool) if dcs is None else ~dcs.contains(runs, lss)
+    scores = _scores(cert.detector, X, c, runs, ~low & ~off)
     calib = np.asarray(spec["calibration_scores"], dtype=np.float64)
     t = spec["thresholds"]
     t_good = t["t_good"] if joint is None else min(joint_t_good(calib, joint.p_good), t["t_bad"])
     outside = None if c is None else cert.detector.conditions_outside(c)
     decision = decide(scores, t_good, t["t_bad"], outside).astype(object)
     main_c = None if c is None else c.reshape(len(c), -1)[:, 0]  # pile-up (or lumi)
-    domain = domain_report(X[~low], names, spec["feature_min"], spec["feature_max"],
-                           scores[~low], calib, None if c is None else main_c[~low],
+    ok = ~low & ~off
+    domain = domain_report(X[ok], names, spec["feature_min"], spec["feature_max"],
+                           scores[ok], calib, None if c is None else main_c[ok],
                            spec.get("conditions_range"))
     if not domain["in_domain"]:
         msg = "; ".join(domain["reasons"])
@@ -249,16 +252,14 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
                         cert.pd, msg)
             decision[decision == GOOD] = GREY
     decision[low] = LOW
-    lss = frame["lumiId"].to_numpy()
-    if dcs is not None:
-        decision[~dcs.contains(runs, lss)] = DCS
+    decision[off] = DCS
     subs = sorted(subsystems_of(cert.pd, mapping)) or [cert.pd]
     base = pd.DataFrame({"runId": runs, "lumiId": lss, "pd": cert.pd,
                          "decision": decision.astype(str), "score": scores,
                          "p_value": conformal_p_values(calib, scores),
                          "model": spec.get("model", ""), "version": cert.version})
     base["top_histograms"] = _top_histograms(
-        cert, X, c, runs, ~low, base["decision"].isin([GREY, BAD]).to_numpy() & ~low)
+        cert, X, c, runs, ~low & ~off, base["decision"].isin([GREY, BAD]).to_numpy())
     flags = pd.concat([base.assign(subsystem=sub) for sub in subs], ignore_index=True)
     low_ls = frame.loc[low, ["runId", "lumiId", "EventsPerLs"]].assign(pd=cert.pd)
     return flags, low_ls, domain, frame[["runId", "lumiId", "label"]]
@@ -266,8 +267,8 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
 
 def _scores(det, X: np.ndarray, c: np.ndarray | None, runs: np.ndarray, rows: np.ndarray
             ) -> np.ndarray:
-    """Decision values of the LS ``rows`` (NaN elsewhere: low-statistics LS are not judged,
-    and with run context they take no part in their neighbours' context either)."""
+    """Decision values of the LS ``rows`` (NaN elsewhere: low-statistics and DCS-bad LS are
+    not judged, and with run context they take no part in their neighbours' context)."""
     out = np.full(len(X), np.nan)
     if rows.any():
         out[rows] = det.score(X[rows], None if c is None else c[rows],

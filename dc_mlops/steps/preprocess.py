@@ -82,7 +82,8 @@ def run_preprocess(s: PreprocessSettings) -> PreprocessResult:
     digest = hashlib.sha256("".join(digest_of(p, others) for p in _inputs(s)).encode()
                             ).hexdigest()[:16]
     settings = {k: v for k, v in dataclasses.asdict(s).items() if k != "data"}
-    key = tr.cache_key(STEP, settings, digest)
+    # what the LS table makes of the inputs: a table made another way is not reused
+    key = tr.cache_key(STEP, settings | {"positions": "beam_spot_relative"}, digest)
     exp = tr.ensure_experiment(tr.experiment_name(s.pd))
     counts = _counts(table, frame, parts, low_stats)
     found = tr.find_finished_run(exp, STEP, key)
@@ -132,7 +133,9 @@ def feature_spec(table: LSTable, s: PreprocessSettings, mapping: dict[str, str])
             "conditions_available": list(table.conditions),
             "conditions_source": table.conditions_source,
             "conditions_granularity": table.conditions_granularity,
-            "responsibility": mapping, "min_events": s.min_events}
+            "responsibility": mapping, "min_events": s.min_events,
+            # summaries of the vertex positions are relative to the beam spot (LS table)
+            "positions": "beam_spot_relative" if s.representation == "summary" else "absolute"}
 
 
 def _counts(table: LSTable, frame: pd.DataFrame, parts: dict[str, pd.DataFrame],

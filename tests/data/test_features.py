@@ -43,3 +43,25 @@ def test_bad_user_sets(tmp_path, content, words):
 def test_unknown_pd():
     with pytest.raises(DataError, match="unknown PD 'Jet'"):
         get_feature_set("Jet")
+
+
+def test_vertex_positions_are_relative_to_the_beam_spot():
+    """A beam-spot move (every vertex-x number shifted) is a run condition: the relative
+    summary does not see it; a wider luminous region (a misalignment) it does."""
+    import numpy as np
+    import pandas as pd
+
+    from dc_mlops.data.features import relative_to_beam_spot
+    names = [f"qpVtxX_{i}" for i in range(7)] + [f"qgTkPt_{i}" for i in range(7)]
+    base = np.array([0.0947, 0.0955, 0.0960, 0.0965, 0.0973, 0.0960, 0.0010] + [1.0] * 7)
+    moved = base.copy()
+    moved[:6] += 0.0021  # 21 microns, 2018A -> 2018D
+    wider = base.copy()
+    wider[[0, 1, 3, 4]] += np.array([-1, -0.5, 0.5, 1]) * 0.0004
+    frame = pd.DataFrame([base, moved, wider], columns=names)
+    changed = relative_to_beam_spot(frame, names)
+    assert changed == [f"qpVtxX_{i}" for i in range(6)]
+    out = frame.to_numpy()
+    np.testing.assert_allclose(out[0], out[1], atol=1e-12)  # the move is gone
+    assert np.abs(out[2] - out[0]).max() > 3e-4  # the widening stays
+    assert (frame["qpVtxX_2"] == 0).all() and (frame["qgTkPt_3"] == 1.0).all()

@@ -179,10 +179,19 @@ def outcome_lines(c: Certification) -> list[str]:
         lines.append(f"  decided by {m['pd']}: {m['name']}, {who}; GOOD below "
                      f"{t['t_good']:.4g}, BAD above {t['t_bad']:.4g}")
         cut = m.get("cutoffs", {})
-        if cut and not cut.get("t_good_supported", True):
+        if cut and not cut.get("t_good_supported", True) and not s.get("joint_cutoff"):
             alarms.append(f"!! {m['pd']}: t_good rests on {cut.get('n_known_bad')} known bad "
                           f"LS; {cut.get('bad_needed')} are needed to support the bad->GOOD "
                           "target")
+    joint = s.get("joint_cutoff")
+    if joint:
+        lines.append(f"  all PDs together: GOOD where every PD's p-value exceeds "
+                     f"{joint['p_good']:.3g}, resting on {_n(joint['n_failures'])} known "
+                     f"failure LS (bad->GOOD <= {joint['bound']:.2%} at "
+                     f"{joint['confidence']:.0%} confidence)")
+        if not joint["supported"]:
+            alarms.append(f"!! {_n(joint['n_failures'])} known failure LS cannot support the "
+                          f"bad->GOOD target ({_n(joint['bad_needed'])} needed): nothing GOOD")
     inside = [p for p, d in s.get("domain", {}).items() if d["in_domain"]]
     if inside:
         lines.append(f"  the era is in the domain of the certifier{'s' if len(inside) > 1 else ''}"

@@ -133,6 +133,10 @@ def run_certify(s: CertifySettings) -> CertifyResult:
         per_pd, low_rows, domains, golden_labels = [], [], {}, []
         for cert in certifiers:
             flags, low, domain, labels = _certify_pd(s, cert, mapping, dcs, joint)
+            if joint is not None:  # the summary says which cut-offs decided
+                cert.spec["thresholds"] = dict(cert.spec["thresholds"], t_good=min(
+                    joint_t_good(np.asarray(cert.spec["calibration_scores"], float),
+                                 joint.p_good), cert.spec["thresholds"]["t_bad"]))
             per_pd.append(flags)
             low_rows.append(low)
             domains[cert.pd] = domain

@@ -2,10 +2,10 @@
 store: the notebook, the MLflow UI in a real browser, the chain itself.
 
 `main` runs exactly as README command 1 runs it (`dc-mlops main` with its defaults: the four
-PDs, 20 000 LS of history, in an empty folder, the store in that folder), so these tests see
-what a user sees. On 2 cores that takes about 5 minutes. (A smaller ZeroBias-only history
-was tried: 13 000 LS give a walk of four steps in which the best detector let 1.5 % of
-ZeroBias failures through, over the 1 % target, so nothing was promoted or certified.)
+PDs, 40 000 LS of 2018D as history, in an empty folder, the store in that folder), so these
+tests see what a user sees. On 2 cores that takes about 4 minutes. (A smaller history
+certifies nothing GOOD: the combined GOOD cut-off needs 299 known failure LS before the
+steps it decides.)
 
 Set ``DC_MLOPS_TEST_MAIN_DIR`` to a folder where this fixture (or `dc-mlops main ... >
 main_stdout.txt`) already ran, to reuse it instead while working on these tests.

@@ -58,7 +58,7 @@ def evaluated(preprocessed):
     from dc_mlops.settings import EvaluateSettings
     from dc_mlops.steps.evaluate import run_evaluate
     return preprocessed, run_evaluate(EvaluateSettings(
-        pd="ZeroBias", models="pca,iforest", seeds="0", preprocess_run=preprocessed,
+        pd="ZeroBias", models="pca,mahalanobis", seeds="0", preprocess_run=preprocessed,
         **SMALL_WALK))
 
 

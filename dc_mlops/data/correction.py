@@ -74,6 +74,8 @@ _HUBER_K = 1.345
 _IRLS_ITERATIONS = 6
 #: rows the IRLS residual scale (a median) is taken on, at most
 _MAD_ROWS = 2000
+#: LS a conditions fit is made on, at most (evenly spaced over the training LS)
+MAX_FIT_LS = 8000
 #: LS-table columns a ``conditions`` setting stands for; the first is the main condition
 COLUMNS = {"pileup": ("pileup", "lumi"), "lumi": ("lumi",), "none": ()}
 #: a feature is fitted against the second column only when that leaves its residuals at
@@ -224,17 +226,24 @@ class ConditionsCorrection:
             ) -> "ConditionsCorrection":
         X = np.asarray(X, dtype=np.float64)
         C = check_conditions(c, X.shape[0], what).reshape(X.shape[0], -1)
-        fits = [_Fit1D(self.method).fit(X, C[:, j], what) for j in range(C.shape[1])]
+        # a smooth curve of 3 coefficients and a binned spread need a few thousand LS, not
+        # every LS of a long window: fitted on evenly spaced LS (every run, every condition),
+        # the ranges taken on all of them
+        every = max(1, int(np.ceil(len(X) / MAX_FIT_LS)))
+        Xs, Cs = X[::every], C[::every]
+        fits = [_Fit1D(self.method).fit(Xs, Cs[:, j], what) for j in range(C.shape[1])]
+        self.ranges_ = [(float(C[:, j].min()), float(C[:, j].max())) for j in range(C.shape[1])]
+        self.range_ = self.ranges_[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = C[:, 0] / C[:, -1]
+        X, C = Xs, Cs
         self.choice_ = np.zeros(X.shape[1], dtype=np.int64)
         self.ratio_range_ = None
         if len(fits) == 2:
             left = [_spread(X - f.centre(C[:, j])) for j, f in enumerate(fits)]
             self.choice_[left[1] < SECOND_COLUMN_GAIN * left[0]] = 1
-            ratio = C[:, 0] / np.where(C[:, 1] != 0, C[:, 1], np.nan)
             if np.isfinite(ratio).all():
                 self.ratio_range_ = (float(ratio.min()), float(ratio.max()))
-        self.ranges_ = [f.range_ for f in fits]
-        self.range_ = self.ranges_[0]
         self._fits = [f.subset(np.flatnonzero(self.choice_ == j)) for j, f in enumerate(fits)]
         return self
 
@@ -293,12 +302,13 @@ class ConditionsCorrection:
         arrays = {k: v for j, f in enumerate(self._fits) for k, v in f.arrays(f"_{j}").items()}
         extra = {} if self.ratio_range_ is None else {"ratio_range": np.array(self.ratio_range_)}
         np.savez(file, method=np.array(self.method), n_columns=np.array(self.n_columns),
-                 choice=self.choice_, **arrays, **extra)
+                 choice=self.choice_, ranges=np.array(self.ranges_), **arrays, **extra)
 
     @classmethod
     def load(cls, file: str | Path) -> "ConditionsCorrection":
         with np.load(file) as z:
             out = cls(str(z["method"]))
+            z_ranges = z["ranges"] if "ranges" in z.files else None
             if "n_columns" not in z.files:  # saved before luminosity could be a column
                 fits = [_Fit1D.from_arrays(z, out.method, "")]
                 out.choice_ = np.zeros(fits[0].centre_.shape[1], dtype=np.int64)
@@ -310,7 +320,8 @@ class ConditionsCorrection:
                 out.ratio_range_ = (tuple(float(v) for v in z["ratio_range"])
                                     if "ratio_range" in z.files else None)
         out._fits = fits
-        out.ranges_ = [f.range_ for f in fits]
+        out.ranges_ = ([tuple(float(v) for v in r) for r in z_ranges] if z_ranges is not None
+                       else [f.range_ for f in fits])
         out.range_ = out.ranges_[0]
         return out
 

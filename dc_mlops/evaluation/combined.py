@@ -18,9 +18,15 @@ smallest p-value over the PDs above ``p_good``) stays within ``max_bad_as_good``
 bound as the per-PD cut-off (:func:`.greyzone.bounded_good_cutoff`), on the combined p-value.
 With too few known failures nothing is certified GOOD and the number needed is reported.
 
+BAD works the other way round: an LS is BAD as soon as one PD flags it, so the good LS that
+some PD flags add up over the PDs (each PD within 1 % made 1.4 % of the good LS of the
+walk over simulated 2018D BAD for the Golden JSON). Together, each of the k PDs flags BAD at
+``max_good_as_bad / k`` (a Bonferroni split of the target; the PDs' false flags overlap, so
+the union stays below it): :func:`joint_t_bad`.
+
 For a PD, ``p > p_good`` is ``score <= t`` with ``t`` the conformal cut-off of its calibration
 scores at ``p_good`` (:func:`joint_t_good`), so certification applies the joint rule through
-each PD's ``t_good`` and the one decision rule, :func:`.greyzone.decide`.
+each PD's ``t_good`` and ``t_bad`` and the one decision rule, :func:`.greyzone.decide`.
 """
 from __future__ import annotations
 
@@ -46,6 +52,7 @@ class JointCutoff:
     max_bad_as_good: float
     bad_needed: int
     confidence: float = CONFIDENCE
+    n_pds: int = 1  # PDs certified together (each flags BAD at its share of the target)
 
     @property
     def supported(self) -> bool:
@@ -63,14 +70,14 @@ def failure_mask(label, origin) -> np.ndarray:
 
 
 def joint_cutoff(min_p_failures: np.ndarray, max_bad_as_good: float,
-                 confidence: float = CONFIDENCE) -> JointCutoff:
+                 confidence: float = CONFIDENCE, n_pds: int = 1) -> JointCutoff:
     """``p_good`` from the smallest p-value over the PDs of each known failure LS."""
     m = np.asarray(min_p_failures, dtype=np.float64)
     # a failure passes when its smallest p-value exceeds p_good: the per-PD rule on -p
     t, bound = bounded_good_cutoff(-m, max_bad_as_good, confidence)
     p_good = 1.0 if bound > max_bad_as_good or not np.isfinite(t) else float(-t)
     return JointCutoff(p_good, float(bound), int(len(m)), max_bad_as_good,
-                       bad_needed(max_bad_as_good, confidence), confidence)
+                       bad_needed(max_bad_as_good, confidence), confidence, n_pds)
 
 
 def joint_t_good(calibration_scores: np.ndarray, p_good: float) -> float:
@@ -79,6 +86,12 @@ def joint_t_good(calibration_scores: np.ndarray, p_good: float) -> float:
     if p_good >= 1.0:
         return -float("inf")
     return conformal_bad_cutoff(calibration_scores, p_good)
+
+
+def joint_t_bad(calibration_scores: np.ndarray, max_good_as_bad: float, n_pds: int) -> float:
+    """A PD's BAD cut-off when ``n_pds`` PDs are certified together: the conformal cut-off at
+    ``max_good_as_bad / n_pds``."""
+    return conformal_bad_cutoff(calibration_scores, max_good_as_bad / max(1, n_pds))
 
 
 def joint_failures(tables: dict[str, pd.DataFrame]) -> np.ndarray:
@@ -95,14 +108,15 @@ def joint_failures(tables: dict[str, pd.DataFrame]) -> np.ndarray:
 
 
 def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
-                  confidence: float = CONFIDENCE) -> pd.DataFrame:
+                  max_good_as_bad: float, confidence: float = CONFIDENCE) -> pd.DataFrame:
     """The combined decision of the PDs' walk-forward certifications (one row per LS that
     every PD certified), as ``certify pd=all`` would have decided it at each step.
 
     ``walks``: per PD, the walk's per-LS table (``runId``, ``lumiId``, ``step``, ``label``,
     ``origin``, ``decision``, ``p_value``, ``outside``). The steps follow the runs of the
     first PD's walk; the ``p_good`` of a step rests on the failure LS certified in the
-    steps before it (every LS is decided by models and cut-offs that saw only the past).
+    steps before it (every LS is decided by models and cut-offs that saw only the past);
+    BAD is each PD's p-value at ``max_good_as_bad`` / the number of PDs.
     """
     names = list(walks)
     merged = None
@@ -129,6 +143,8 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
         p_good[rows] = cut.p_good
     ok = ~outside.any(axis=1) & (min_p > p_good)
     decision[ok] = GOOD
-    decision[(d == BAD).any(axis=1)] = BAD
+    # BAD: one PD's p-value at or below its share of the target (the conformal rule of
+    # greyzone.conformal_bad_cutoff at max_good_as_bad / k), inside its conditions
+    decision[((p <= max_good_as_bad / len(names)) & ~outside).any(axis=1)] = BAD
     return out[KEYS + ["label", "origin"]].assign(step=step, min_p=min_p, p_good=p_good,
                                                   failure=fail, decision=decision.astype(str))

@@ -46,7 +46,8 @@ from dc_mlops.data.responsibility import load_responsibility, subsystems_of
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.errors import DataError
 from dc_mlops.evaluation import plots
-from dc_mlops.evaluation.combined import JointCutoff, joint_cutoff, joint_failures, joint_t_good
+from dc_mlops.evaluation.combined import (JointCutoff, joint_cutoff, joint_failures, joint_t_bad,
+                                          joint_t_good)
 from dc_mlops.evaluation.drift import domain_report
 from dc_mlops.evaluation.greyzone import (BAD, DCS, GOOD, GREY, LOW, combine,
                                           conformal_p_values, decide, decision_metrics)
@@ -134,9 +135,9 @@ def run_certify(s: CertifySettings) -> CertifyResult:
         for cert in certifiers:
             flags, low, domain, labels = _certify_pd(s, cert, mapping, dcs, joint)
             if joint is not None:  # the summary says which cut-offs decided
-                cert.spec["thresholds"] = dict(cert.spec["thresholds"], t_good=min(
-                    joint_t_good(np.asarray(cert.spec["calibration_scores"], float),
-                                 joint.p_good), cert.spec["thresholds"]["t_bad"]))
+                t_good, t_bad = _cutoffs(cert, joint)
+                cert.spec["thresholds"] = dict(cert.spec["thresholds"], t_good=t_good,
+                                               t_bad=t_bad)
             per_pd.append(flags)
             low_rows.append(low)
             domains[cert.pd] = domain
@@ -199,12 +200,23 @@ def _joint_cutoff(certifiers: list[_Certifier]) -> JointCutoff | None:
             return None
         tables[cert.pd] = pd.DataFrame(f)
     target = min(float(c.spec["cutoffs"]["max_bad_as_good"]) for c in certifiers)
-    joint = joint_cutoff(joint_failures(tables), target)
+    joint = joint_cutoff(joint_failures(tables), target, n_pds=len(certifiers))
     if not joint.supported:
         log.warning("certify: %d known failure LS scored by every PD cannot support certifying "
                     "GOOD at bad->GOOD <= %g (%d needed): nothing is certified GOOD",
                     joint.n_failures, target, joint.bad_needed)
     return joint
+
+
+def _cutoffs(cert: _Certifier, joint: JointCutoff | None) -> tuple[float, float]:
+    """(t_good, t_bad) a PD decides with: its own, or its share of the combined rule when
+    several PDs are certified together (:mod:`dc_mlops.evaluation.combined`)."""
+    t = cert.spec["thresholds"]
+    if joint is None:
+        return t["t_good"], t["t_bad"]
+    calib = np.asarray(cert.spec["calibration_scores"], dtype=np.float64)
+    t_bad = joint_t_bad(calib, float(cert.spec["cutoffs"]["max_good_as_bad"]), joint.n_pds)
+    return min(joint_t_good(calib, joint.p_good), t_bad), t_bad
 
 
 def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
@@ -237,9 +249,9 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
     scores = _scores(cert.detector, X, c, runs, ~low & ~off)
     calib = np.asarray(spec["calibration_scores"], dtype=np.float64)
     t = spec["thresholds"]
-    t_good = t["t_good"] if joint is None else min(joint_t_good(calib, joint.p_good), t["t_bad"])
+    t_good, t_bad = _cutoffs(cert, joint)
     outside = None if c is None else cert.detector.conditions_outside(c)
-    decision = decide(scores, t_good, t["t_bad"], outside).astype(object)
+    decision = decide(scores, t_good, t_bad, outside).astype(object)
     main_c = None if c is None else c.reshape(len(c), -1)[:, 0]  # pile-up (or lumi)
     ok = ~low & ~off
     domain = domain_report(X[ok], names, spec["feature_min"], spec["feature_max"],

@@ -37,6 +37,11 @@ KNOWN_BELOW_NULL: dict[str, str] = {
                "moves a few of 98-203 features barely shortens its path (0.83 vs 0.92)",
     "knn": "the distance to the nearest good LS in 182 corrected features is, for failures "
            "of moderate visibility, a distance to the training mean (0.921 vs 0.922)",
+    "mahalanobis": "one LS at a time (no run context here), the shrunk covariance weighs down "
+                   "the directions good LS vary most in, where these tracker and pixel "
+                   "failures move ZeroBias's multiplicities (0.881 vs 0.927); in the rolling "
+                   "walk, with run context, it is among the best (benchmarks/results/"
+                   "detectors.md)",
 }
 
 

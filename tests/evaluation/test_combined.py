@@ -65,15 +65,19 @@ def test_combined_walk_certifies_good_only_once_earlier_failures_support_it():
     p_b = rng.uniform(0, 1, n)
     dec = np.full(n, "GREY")
     d = combined_walk({"A": _walk("A", p_a, dec, label, step),
-                       "B": _walk("B", p_b, dec, label, step)}, 0.01)
+                       "B": _walk("B", p_b, dec, label, step)}, 0.01, 0.01)
     # step 0 knows no failure, step 1 the ~200 of step 0 (299 support a 1 % claim)
     early = d["step"] < 2
     assert (d.loc[early, "decision"] != GOOD).all() and (d.loc[early, "p_good"] == 1).all()
     last = ~early & (d["label"] == 0)
     assert (d.loc[last, "decision"] == GOOD).mean() > 0.9
     assert (d.loc[~early & (d["label"] == 1), "decision"] == GOOD).mean() <= 0.01
-    # a PD that flags BAD makes the LS BAD, whatever the p-values
-    dec_b = np.where(np.arange(n) == n - 1, "BAD", "GREY")
+    # BAD: one PD's p-value within its share of the good->BAD target (0.01 / 2 PDs)
+    p_b2 = p_b.copy()
+    p_b2[-1], p_b2[-2] = 0.004, 0.006
     d2 = combined_walk({"A": _walk("A", p_a, dec, label, step),
-                        "B": _walk("B", p_b, dec_b, label, step)}, 0.01)
-    assert d2["decision"].iat[-1] == "BAD"
+                        "B": _walk("B", p_b2, dec, label, step)}, 0.01, 0.01)
+    assert d2["decision"].iat[-1] == "BAD" and d2["decision"].iat[-2] != "BAD"
+    good = d2["label"] == 0
+    # uniform p-values of good LS: P(min of 2 <= 0.005) = 0.00998; 2 400 LS, within 3 sd
+    assert (d2.loc[good, "decision"] == "BAD").mean() <= 0.016

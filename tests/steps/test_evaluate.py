@@ -21,7 +21,7 @@ def _artifact(run_id, path):
 def test_rolling_certifies_each_later_ls_once_and_logs_every_candidate(evaluated):
     pre, res = evaluated
     c = res.candidates
-    assert sorted(c["model"]) == ["iforest", "pca"]
+    assert sorted(c["model"]) == ["mahalanobis", "pca"]
     client = MlflowClient()
     for row in c.itertuples():
         run = client.get_run(row.candidate_run_id)
@@ -50,7 +50,7 @@ def test_rolling_certifies_each_later_ls_once_and_logs_every_candidate(evaluated
 
 def test_a_second_call_reuses_the_evaluation(evaluated):
     pre, res = evaluated
-    again = run_evaluate(EvaluateSettings(pd="ZeroBias", models="pca,iforest", seeds="0",
+    again = run_evaluate(EvaluateSettings(pd="ZeroBias", models="pca,mahalanobis", seeds="0",
                                           preprocess_run=pre, **SMALL_WALK))
     assert again.reused and again.run_id == res.run_id
 

@@ -218,9 +218,7 @@ class ConditionsCorrection:
     """
 
     def __init__(self, method: str = "poly"):
-        if method not in METHODS:
-            raise DataError(f"unknown conditions fit {method!r}; known: {', '.join(METHODS)}")
-        self.method = method
+        self.method = _Fit1D(method).method  # an unknown method fails here, in one line
 
     def fit(self, X: np.ndarray, c: np.ndarray, what: str = "training conditions"
             ) -> "ConditionsCorrection":

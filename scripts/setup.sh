@@ -12,14 +12,17 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+# pip's own output (setuptools' "editable installation" warning among it) only when it fails
+quiet() { local out; if ! out=$("$@" 2>&1); then echo "$out" >&2; return 1; fi; }
 stamp=.venv/.dc_mlops-installed
 want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "installing dc_mlops and its dependencies into .venv/ (a few minutes the first time)"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  quiet .venv/bin/python -m pip install --quiet -e '.[dev]'
   echo "$want" > "$stamp"
 else
   # the package itself is editable; only make sure the entry point is registered
-  .venv/bin/python -m pip install --quiet --no-deps -e . >/dev/null
+  quiet .venv/bin/python -m pip install --quiet --no-deps -e .
 fi
 echo "dc_mlops environment ready in .venv/"

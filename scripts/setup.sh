@@ -18,7 +18,7 @@ stamp=.venv/.dc_mlops-installed
 want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "installing dc_mlops and its dependencies into .venv/ (a few minutes the first time)"
-  .venv/bin/python -m pip install --quiet --upgrade pip
+  quiet .venv/bin/python -m pip install --quiet --upgrade pip
   quiet .venv/bin/python -m pip install --quiet -e '.[dev]'
   echo "$want" > "$stamp"
 else

@@ -211,7 +211,9 @@ def outcome_lines(c: Certification) -> list[str]:
 def _reasons(flags: pd.DataFrame, models: dict[str, dict]) -> np.ndarray:
     """Why a PD left each of its GREY flags undecided."""
     t_good = flags["pd"].map(lambda p: models[p]["thresholds"]["t_good"]).to_numpy(float)
-    held = flags["score"].to_numpy(float) < t_good  # would be GOOD: out of domain
+    t_bad = flags["pd"].map(lambda p: models[p]["thresholds"]["t_bad"]).to_numpy(float)
+    score = flags["score"].to_numpy(float)
+    held = (score < t_good) | (score > t_bad)  # would be decided: out of domain
     return np.where(held, "held back: era out of domain", "between the cut-offs")
 
 

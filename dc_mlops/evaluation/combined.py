@@ -113,7 +113,8 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     every PD certified), as ``certify pd=all`` would have decided it at each step.
 
     ``walks``: per PD, the walk's per-LS table (``runId``, ``lumiId``, ``step``, ``label``,
-    ``origin``, ``decision``, ``p_value``, ``outside``). The steps follow the runs of the
+    ``origin``, ``decision``, ``p_value``, ``outside``, optionally ``in_domain``: a step out
+    of its domain decides nothing, as in ``certify``). The steps follow the runs of the
     first PD's walk; the ``p_good`` of a step rests on the failure LS certified in the
     steps before it (every LS is decided by models and cut-offs that saw only the past);
     BAD is each PD's p-value at ``max_good_as_bad`` / the number of PDs.
@@ -121,6 +122,9 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     names = list(walks)
     merged = None
     for pd_name, d in walks.items():
+        # a step out of its domain (in_domain False) decides none of its LS
+        d = d.assign(outside=d["outside"].to_numpy(bool) | ~d["in_domain"].to_numpy(bool)) \
+            if "in_domain" in d else d
         cols = {"decision": f"d_{pd_name}", "p_value": f"p_{pd_name}",
                 "outside": f"o_{pd_name}", "step": f"s_{pd_name}"}
         part = d[KEYS + ["label", "origin", *cols]].rename(columns=cols)

@@ -11,6 +11,11 @@ import pandas as pd
 from scipy.stats import ks_2samp
 
 
+#: the upward KS distance of new scores to the calibration scores beyond which the era is out
+#: of the certifier's domain (loose: a block with a few per cent of failures stays in)
+MAX_SCORE_KS = 0.3
+
+
 def era_drift(calib_scores: np.ndarray, scores: np.ndarray, eras: np.ndarray,
               labels: np.ndarray) -> pd.DataFrame:
     """One row for the calibration LS and one per era of the good LS in ``scores``."""
@@ -54,7 +59,7 @@ def domain_report(X: np.ndarray, names: list[str], feature_min: list[float],
                   feature_max: list[float], scores: np.ndarray, calib_scores: np.ndarray,
                   conditions: np.ndarray | None = None,
                   conditions_range: tuple[float, float] | None = None,
-                  max_ks: float = 0.3, max_outside: float = 0.25) -> dict:
+                  max_ks: float = MAX_SCORE_KS, max_outside: float = 0.25) -> dict:
     """Is a new era within the model's domain (SPEC §7)? Feature ranges, conditions range
     and score drift against the calibration LS (upward: :func:`upward_ks`).
 

@@ -137,6 +137,17 @@ def decide(scores: np.ndarray, t_good: float, t_bad: float,
     return d
 
 
+def withhold(decisions: np.ndarray) -> np.ndarray:
+    """A certifier outside its domain (SPEC §7: its scores moved away from its calibration
+    LS) decides nothing: its GOOD and its BAD both go to review. Both cut-offs rest on new
+    good LS scoring like the calibration ones; at the start of an era they score tens of
+    times higher, and BAD alone made 66-90 % of the good LS BAD in the first block of each
+    new era of the simulated 2018 (benchmarks/results/certification.md)."""
+    d = np.asarray(decisions).astype(object)
+    d[(d == GOOD) | (d == BAD)] = GREY
+    return d.astype(str)
+
+
 def decision_metrics(decisions: np.ndarray, labels: np.ndarray, judged: np.ndarray | None = None,
                      prefix: str = "test") -> dict[str, float]:
     """SPEC §4.2 figures of GOOD/GREY/BAD decisions against labels (0 good, 1 bad).

@@ -36,8 +36,9 @@ from dc_mlops.data.context import ls_order
 from dc_mlops.data.correction import conditions_matrix
 from dc_mlops.detectors.base import Detector
 from dc_mlops.errors import DataError
+from dc_mlops.evaluation.drift import MAX_SCORE_KS, upward_ks
 from dc_mlops.evaluation.greyzone import (Cutoffs, conformal_p_values, decide, decision_metrics,
-                                          fit_cutoffs)
+                                          fit_cutoffs, withhold)
 from dc_mlops.evaluation.metrics import detection_metrics
 from dc_mlops.evaluation.protocols import Step
 
@@ -179,23 +180,33 @@ def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
 
 def certify_part(res: StepResult, test: pd.DataFrame, names: list[str],
                  conditions: str | None, index: int = 0) -> tuple[pd.DataFrame, dict]:
-    """Score and decide the LS of ``test`` with a fitted step; per-LS table and step row."""
+    """Score and decide the LS of ``test`` with a fitted step; per-LS table and step row.
+
+    As ``certify`` does with a new era: when the block's scores moved away from the
+    calibration scores (:data:`~dc_mlops.evaluation.drift.MAX_SCORE_KS`), the step is out of
+    its domain and its LS go to review (``in_domain`` False)."""
     scores = _score(res.detector, test, names, conditions)
     outside = _outside(res.detector, test, conditions)
+    finite = np.isfinite(scores)
+    ks = upward_ks(scores[finite & ~outside], res.calib_scores)
+    in_domain = ks <= MAX_SCORE_KS
     cut = res.cutoffs
     part = test[[c for c in KEEP if c in test.columns]].copy()
     part["step"] = index
     part["score"] = scores
     part["p_value"] = conformal_p_values(res.calib_scores, scores)
-    part["decision"] = decide(scores, cut.t_good, cut.t_bad, outside)
+    decision = decide(scores, cut.t_good, cut.t_bad, outside)
+    part["decision"] = decision if in_domain else withhold(decision)
     part["outside"] = outside
+    part["in_domain"] = in_domain
     good = part["label"].to_numpy() == 0
     runs = part["runId"].to_numpy()
     row = {"step": index, "first_run": int(runs.min()) if len(runs) else -1,
            "last_run": int(runs.max()) if len(runs) else -1,
            "n_train_runs": len(res.step.train_runs), "n_calib_runs": len(res.step.calib_runs),
            "n_train_ls": res.n_train, "calib_folds": res.folds,
-           "n_outside_conditions": int(outside.sum()), "fit_seconds": res.fit_seconds,
+           "n_outside_conditions": int(outside.sum()), "score_ks": ks,
+           "in_domain": bool(in_domain), "fit_seconds": res.fit_seconds,
            "calib_good_median": float(np.median(res.calib_scores)),
            "test_good_median": float(np.median(scores[good])) if good.any() else float("nan"),
            **{k: v for k, v in cut.to_dict().items() if k != "confidence"},

@@ -50,7 +50,8 @@ from dc_mlops.evaluation.combined import (JointCutoff, joint_cutoff, joint_failu
                                           joint_t_good)
 from dc_mlops.evaluation.drift import domain_report
 from dc_mlops.evaluation.greyzone import (BAD, DCS, GOOD, GREY, LOW, combine,
-                                          conformal_p_values, decide, decision_metrics)
+                                          conformal_p_values, decide, decision_metrics,
+                                          withhold)
 from dc_mlops.outputs import claim_output
 from dc_mlops.settings import CertifySettings
 from dc_mlops.tracking import runs as tr
@@ -261,12 +262,12 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
         msg = "; ".join(domain["reasons"])
         if s.force:
             log.warning("certify %s: OUTSIDE the certifier's domain (%s); force=true: "
-                        "certifying GOOD anyway", cert.pd, msg)
+                        "deciding anyway", cert.pd, msg)
         else:
-            log.warning("certify %s: OUTSIDE the certifier's domain (%s): nothing is certified "
-                        "GOOD by this PD, its LS go to review (force=true overrides)",
-                        cert.pd, msg)
-            decision[decision == GOOD] = GREY
+            log.warning("certify %s: OUTSIDE the certifier's domain (%s): this PD decides "
+                        "nothing, neither GOOD nor BAD; its LS go to review (force=true "
+                        "overrides)", cert.pd, msg)
+            decision = withhold(decision).astype(object)
     decision[low] = LOW
     decision[off] = DCS
     subs = sorted(subsystems_of(cert.pd, mapping)) or [cert.pd]

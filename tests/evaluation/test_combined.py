@@ -81,3 +81,20 @@ def test_combined_walk_certifies_good_only_once_earlier_failures_support_it():
     good = d2["label"] == 0
     # uniform p-values of good LS: P(min of 2 <= 0.005) = 0.00998; 2 400 LS, within 3 sd
     assert (d2.loc[good, "decision"] == "BAD").mean() <= 0.016
+
+
+def test_a_step_out_of_its_domain_decides_nothing_in_the_combined_walk():
+    rng = np.random.default_rng(3)
+    n = 3000
+    step = np.repeat([0, 1, 2], n // 3)
+    label = (rng.random(n) < 0.2).astype(int)
+    p_a = np.where(label == 1, rng.uniform(0, 0.002, n), rng.uniform(0, 1, n))
+    dec = np.full(n, "GREY")
+    p_b = rng.uniform(0, 1, n)
+    a = _walk("A", p_a, dec, label, step).assign(in_domain=step != 2)
+    d = combined_walk({"A": a, "B": _walk("B", p_b, dec, label, step)}, 0.01, 0.01)
+    last = (d["step"] == 2).to_numpy()
+    # A decides nothing in step 2: no GOOD, and BAD only where B flags (its own p-values)
+    assert not (d.loc[last, "decision"] == GOOD).any()
+    assert ((d["decision"] == "BAD").to_numpy()[last] == (p_b[last] <= 0.005)).all()
+    assert (d.loc[d["step"] == 1, "decision"] == "BAD").sum() > 100

@@ -133,3 +133,9 @@ def test_a_bad_ls_found_among_certified_good_ones_pulls_t_good_down():
     cut, _ = refresh_cutoffs(calib, known_bad, np.arange(1.0, 100.0), np.zeros(0),
                              np.array([42.0]), 0.01, 0.01)
     assert cut.t_good == 42.0
+
+
+def test_withhold_sends_good_and_bad_to_review_and_keeps_the_rest():
+    from dc_mlops.evaluation.greyzone import BAD, DCS, GOOD, GREY, LOW, withhold
+    d = np.array([GOOD, BAD, GREY, LOW, DCS])
+    assert withhold(d).tolist() == [GREY, GREY, GREY, LOW, DCS]

@@ -49,7 +49,7 @@ def test_certify_writes_consistent_outputs(production, tmp_path):
     assert res.run_id
 
 
-def test_out_of_domain_certifies_nothing_good_unless_forced(production, tmp_path, monkeypatch):
+def test_out_of_domain_decides_nothing_unless_forced(production, tmp_path, monkeypatch):
     real = certify_step.domain_report
 
     def foreign(*args, **kwargs):
@@ -58,10 +58,14 @@ def test_out_of_domain_certifies_nothing_good_unless_forced(production, tmp_path
     monkeypatch.setattr(certify_step, "domain_report", foreign)
     res = run_certify(CertifySettings(pd="ZeroBias", data=str(production),
                                       out=str(tmp_path / "cert")))
-    assert res.summary["counts"]["ls_good"] == 0 and not res.summary["in_domain"]
+    # neither cut-off holds outside the domain: no GOOD and no BAD from the model (DCS-bad
+    # and low-statistics LS are decided without it)
+    counts = res.summary["counts"]
+    assert counts["ls_good"] == 0 and counts["ls_bad"] == 0 and not res.summary["in_domain"]
     forced = run_certify(CertifySettings(pd="ZeroBias", data=str(production), force=True,
                                          out=str(tmp_path / "forced")))
     assert forced.summary["counts"]["ls_good"] > 0 and forced.summary["forced"]
+    assert forced.summary["counts"]["ls_bad"] > 0
 
 
 def test_ls_outside_the_dcs_json_are_never_good(production, tmp_path):

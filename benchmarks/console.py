@@ -46,9 +46,7 @@ MLFLOW_RUN = "mlflow run"
 CASES = [
     ("bad input, -q", ["-q", "certify", "--data", "nope", "--pd", "JetHT"]),
     ("main --pd ZeroBias --n-ls 6000", ["main", "--pd", "ZeroBias", "--n-ls", "6000"]),
-    ("main --pd ZeroBias --n-ls 13000 (the integration tests' store)",
-     ["main", "--pd", "ZeroBias", "--n-ls", "13000"]),
-    ("README command 1: mlflow run . -e main --env-manager local (JetHT, 20 000 LS)",
+    ("README command 1: mlflow run . -e main --env-manager local (all PDs, 40 000 LS)",
      [MLFLOW_RUN, ".", "-e", "main", "--env-manager", "local"]),
 ]
 

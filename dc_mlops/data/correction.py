@@ -232,14 +232,14 @@ class ConditionsCorrection:
         fits = [_Fit1D(self.method).fit(Xs, Cs[:, j], what) for j in range(C.shape[1])]
         self.ranges_ = [(float(C[:, j].min()), float(C[:, j].max())) for j in range(C.shape[1])]
         self.range_ = self.ranges_[0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = C[:, 0] / C[:, -1]
-        X, C = Xs, Cs
+        C_all, X, C = C, Xs, Cs
         self.choice_ = np.zeros(X.shape[1], dtype=np.int64)
         self.ratio_range_ = None
         if len(fits) == 2:
             left = [_spread(X - f.centre(C[:, j])) for j, f in enumerate(fits)]
             self.choice_[left[1] < SECOND_COLUMN_GAIN * left[0]] = 1
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = C_all[:, 0] / C_all[:, 1]  # the bunch scheme, over every LS
             if np.isfinite(ratio).all():
                 self.ratio_range_ = (float(ratio.min()), float(ratio.max()))
         self._fits = [f.subset(np.flatnonzero(self.choice_ == j)) for j, f in enumerate(fits)]

@@ -11,11 +11,12 @@ rates that hold, on the 2018 run/LS structure?
    product's own :func:`dc_mlops.evaluation.combined.combined_walk` (the combined cut-offs of
    ``certify pd=all``), measured on the flagged failures of every subsystem (unflagged
    failures of the truth table certified GOOD are counted too).
-2. **Review**: per PD, the certifier of the newest window before the last quarter of the
-   runs certifies that quarter block by block; after each block the simulator's truth plays
-   the DC expert on the grey and BAD LS and the cut-offs are refreshed
-   (:func:`dc_mlops.evaluation.greyzone.refresh_cutoffs`): the grey fraction and the rates per
-   block.
+2. **Review feeding back** (SPEC §4.4), the simulator's truth playing the DC expert on the
+   grey and BAD LS: the walk repeated with the labels review leaves (LS certified GOOD count
+   as good, their failures are never known again: ``run_plan(feedback=True)``), per PD and
+   all PDs combined, beside a frozen certifier (the window before the last quarter of the
+   runs, its cut-offs refreshed after each block by ``refresh_cutoffs``): the grey fraction
+   per block and the rates against the truth. ``--only-review`` runs this section alone.
 3. **Peer**: the best PyOD detector on the same inputs (conditions fit included) through the
    same cut-offs and walk (``pip install -e '.[bench]'``; skipped, saying so, without it).
 4. **Certify from raw histograms and from a feature table** (issue 9): ``dc-mlops certify`` of
@@ -51,8 +52,9 @@ from dc_mlops.data.features import MIN_EVENTS  # noqa: E402
 from dc_mlops.data.lstable import LabelOptions, load_ls_table  # noqa: E402
 from dc_mlops.detectors import registry  # noqa: E402
 from dc_mlops.evaluation.combined import combined_walk  # noqa: E402
-from dc_mlops.evaluation.greyzone import (GOOD, decide, decision_metrics,  # noqa: E402
-                                          refresh_cutoffs)
+from dc_mlops.evaluation.drift import MAX_SCORE_KS, upward_ks  # noqa: E402
+from dc_mlops.evaluation.greyzone import (GOOD, GREY, decide,  # noqa: E402
+                                          decision_metrics, refresh_cutoffs, withhold)
 from dc_mlops.evaluation.protocols import Step, latest_window, rolling_steps  # noqa: E402
 from dc_mlops.evaluation.selection import rank, summarise  # noqa: E402
 from dc_mlops.evaluation.walkforward import certify_part, fit_step, ls_order, run_plan  # noqa: E402
@@ -175,40 +177,108 @@ def combined(era: Path, results: dict, picks: dict[str, str | None],
     return m
 
 
-def review_stream(era: Path, pds: list[str], picks: dict, s: EvaluateSettings) -> list[list]:
-    """Certify the last quarter of the runs block by block with the certifier of the window
-    before it; the truth reviews the grey and BAD LS after each block."""
-    rows = []
+def quarter(wf) -> tuple[np.ndarray, int]:
+    """The steps of a walk that certify its last quarter of runs, and the first of them."""
+    first = int(np.searchsorted(wf.steps["first_run"].to_numpy(),
+                                np.quantile(wf.decisions["runId"].unique(), 0.75)))
+    return wf.steps["step"].to_numpy()[first:], first
+
+
+def review_stream(era: Path, pds: list[str], picks: dict, s: EvaluateSettings,
+                  results: dict) -> tuple[list[list], list[list]]:
+    """Review feeding back, per PD over the blocks of the last quarter of the runs, and all
+    PDs combined. Three certifications of the same blocks, the simulator's truth playing the
+    DC expert on the grey and the BAD LS:
+
+    * *frozen*: the certifier of the window before the quarter certifies every block; after
+      each block the verdicts refresh its cut-offs (``refresh_cutoffs``, what ``review``
+      does between retrainings), the detector stays;
+    * *review loop*: from the first step of the walk on, every step retrains on the labels
+      review left (``run_plan(feedback=True)``): LS certified GOOD count as good, failures
+      among them are never known again;
+    * *every LS labelled*: the walk of section 1 (every earlier LS labelled by the truth, as
+      when DC experts certify every LS by hand).
+    """
+    rows, fed_walks, truth_walks = [], {}, {}
     for pd_name in pds:
         m = picks.get(pd_name) or "pca"
         frame, names = ls_frame(era, pd_name)
-        runs, n_good, _ = plan(frame, s)
-        cut_at = int(len(runs) * 0.75)
-        window = latest_window(runs[:cut_at], n_good[:cut_at], s.window_runs, s.calib_runs)
-        res = fit_step(frame, names, window, builder(m), s.conditions, s.max_good_as_bad,
+        _, _, steps = plan(frame, s)
+        truth = results.get((pd_name, m)) or run_plan(
+            frame, names, steps, builder(m), s.conditions, s.max_good_as_bad,
+            s.max_bad_as_good, folds=s.calib_folds, context_ls=s.context_ls)
+        t0 = time.time()
+        fed = run_plan(frame, names, steps, builder(m), s.conditions, s.max_good_as_bad,
+                       s.max_bad_as_good, folds=s.calib_folds, context_ls=s.context_ls,
+                       feedback=True)
+        print(f"{pd_name} {m}: review loop in {time.time() - t0:.0f} s", flush=True)
+        fed_walks[pd_name], truth_walks[pd_name] = fed.decisions, truth.decisions
+        blocks, first = quarter(fed)
+        res = fit_step(frame, names, steps[first], builder(m), s.conditions, s.max_good_as_bad,
                        s.max_bad_as_good, s.calib_folds, s.context_ls)
-        cut, calib = res.cutoffs, res.calib_scores
-        known_bad = res.bad_scores
-        found_bad = np.zeros(0)
-        for b, start in enumerate(range(cut_at, len(runs), s.step_runs)):
-            block = frame[frame["runId"].isin(runs[start:start + s.step_runs])]
-            part, _ = certify_part(res, block, names, s.conditions)
+        cut, calib, found_bad = res.cutoffs, res.calib_scores, np.zeros(0)
+        for b in blocks:
+            part, _ = certify_part(res, frame[frame["runId"].isin(steps[b].test_runs)], names,
+                                   s.conditions)
             score = part["score"].to_numpy()
             d = decide(score, cut.t_good, cut.t_bad, part["outside"].to_numpy(bool))
+            inside = np.isfinite(score) & ~part["outside"].to_numpy(bool)
+            if upward_ks(score[inside], calib) > MAX_SCORE_KS:  # out of its domain
+                d = withhold(d)
             y = part["label"].to_numpy()
-            judged = (part["judged"].to_numpy(bool) | (y == 0)) & np.isfinite(score)
-            mt = decision_metrics(d[judged], y[judged], prefix="b")
-            rows.append([pd_name, m, b + 1, len(part), f"{mt['b_grey_fraction']:.3f}",
-                         f"{mt['b_good_as_bad_rate']:.4f}", f"{mt['b_bad_as_good_rate']:.4f}",
-                         f"{cut.t_good:.3g}", f"{cut.t_bad:.3g}"])
             seen = (d != GOOD) & np.isfinite(score)  # the expert reviews grey and BAD LS
-            bad_seen = seen & (y == 1) & part["judged"].to_numpy(bool)
-            found_bad = np.r_[found_bad, score[bad_seen]]
-            cut, calib = refresh_cutoffs(calib, known_bad, score[(d == GOOD) | (seen & (y == 0))
-                                                                 & np.isfinite(score)],
+            found_bad = np.r_[found_bad, score[seen & (y == 1) & part["judged"].to_numpy(bool)]]
+            frozen = float(np.mean(d[np.isfinite(score)] == GREY))
+            cut, calib = refresh_cutoffs(calib, res.bad_scores,
+                                         score[((d == GOOD) | (seen & (y == 0)))
+                                               & np.isfinite(score)],
                                          score[:0], found_bad, s.max_good_as_bad,
                                          s.max_bad_as_good)
-    return rows
+            row = []
+            for wf in (fed, truth):
+                one = wf.decisions[wf.decisions["step"] == b]
+                mt = decision_metrics(one["decision"], one["label"], one["judged"], "b")
+                row.append(mt)
+            f_, t_ = row
+            rows.append([pd_name, m, b - blocks[0] + 1, int(f_["b_n_ls"]), f"{frozen:.3f}",
+                         f"{f_['b_grey_fraction']:.3f}", f"{t_['b_grey_fraction']:.3f}",
+                         f"{f_['b_good_as_bad_rate']:.4f}", f"{f_['b_bad_as_good_rate']:.4f}",
+                         int(fed.steps["n_failures_unseen"].iat[b])])
+    combined_rows = []
+    if len(pds) == len(PDS):
+        for what, walks, fb in (("review loop", fed_walks, True),
+                                ("every LS labelled", truth_walks, False)):
+            d = combined_walk(walks, s.max_bad_as_good, s.max_good_as_bad, feedback=fb)
+            for part_name, part in (("whole walk", d),
+                                    ("last quarter", d[d["runId"] >= np.quantile(
+                                        d["runId"].unique(), 0.75)])):
+                mt = decision_metrics(part["decision"], part["label"], part["failure"], "c")
+                combined_rows.append([what, part_name, len(part),
+                                      f"{mt['c_automation_rate']:.4f}",
+                                      f"{mt['c_grey_fraction']:.4f}",
+                                      f"{mt['c_good_as_bad_rate']:.4f}",
+                                      f"{mt['c_bad_as_good_rate']:.4f}",
+                                      f"{mt['c_contamination']:.5f}"])
+    return rows, combined_rows
+
+
+def review_sections(era: Path, pds: list[str], picks: dict, s: EvaluateSettings,
+                    results: dict) -> list[tuple[str, str]]:
+    rows, combined_rows = review_stream(era, pds, picks, s, results)
+    out = [("Review feeding back: the blocks of the last quarter of the runs, the truth playing "
+            "the DC expert on the grey and BAD LS (grey fraction of the frozen certifier with "
+            "review-refreshed cut-offs, of the review loop, of the walk with every LS labelled; "
+            "rates of the review loop against the truth; failures the review loop certified "
+            "GOOD, never seen again)", table(
+                ["PD", "detector", "block", "LS", "grey frozen", "grey review loop",
+                 "grey every LS labelled", "good→BAD", "bad→GOOD", "failures unseen"], rows))]
+    if combined_rows:
+        out.append(("Review feeding back, all PDs combined (the combined cut-offs of certify "
+                    "pd=all; with the review loop the combined GOOD cut-off rests only on the "
+                    "failures review saw)", table(
+                        ["labels", "LS", "n", "automation", "grey", "good→BAD", "bad→GOOD",
+                         "contamination"], combined_rows)))
+    return out
 
 
 PYOD = {"ECOD": ("ecod", "ECOD"), "IForest": ("iforest", "IForest"), "KNN": ("knn", "KNN"),
@@ -304,6 +374,16 @@ def settings(**kw) -> EvaluateSettings:
     return EvaluateSettings(window_runs=40, calib_runs=10, calib_folds=2, step_runs=20, **kw)
 
 
+def describe(s: EvaluateSettings) -> str:
+    return (f"Simulated 2018 (real DCS-only structure and Golden JSON, seed {SEED}), walk-forward "
+            f"with the `evaluate` defaults but main's window: window {s.window_runs} runs, cut-offs "
+            f"cross-fitted over {s.calib_folds} run folds, steps of {s.step_runs} runs, "
+            f"conditions={s.conditions}, run context {s.context_ls} LS, "
+            f"targets good→BAD <= {s.max_good_as_bad:g} and bad→GOOD <= "
+            f"{s.max_bad_as_good:g}. Targets of the issue: combined automation >= 90 % with "
+            "good→BAD <= 1 % and contamination <= 0.1 %.\n\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pds", default="all")
@@ -313,7 +393,21 @@ def main() -> None:
     ap.add_argument("--skip-certify", action="store_true")
     ap.add_argument("--only-certify", action="store_true",
                     help="only the certify cost (section 4), into results/certify_cost.md")
+    ap.add_argument("--only-review", action="store_true",
+                    help="only the review sections, with --review-model for every PD, into "
+                         "results/certification_review.md")
+    ap.add_argument("--review-model", default="pca",
+                    help="with --only-review: the detector of every PD (the last full run "
+                         "picked pca for every PD)")
     args = ap.parse_args()
+    if args.only_review:
+        pds = list(PDS) if args.pds == "all" else args.pds.split(",")
+        s = settings()
+        sections = review_sections(era_2018(), pds, {p: args.review_model for p in pds}, s, {})
+        write("certification_review", "Certification benchmark: review feeding back",
+              describe(s) + "\n\n".join(f"## {t}\n\n{b}" for t, b in sections),
+              "python benchmarks/certification.py " + " ".join(sys.argv[1:]))
+        return
     if args.only_certify:
         era = era_2018()
         with tempfile.TemporaryDirectory() as tmp:
@@ -355,10 +449,7 @@ def main() -> None:
               f"{m['era_bad_as_good_rate']:.4f}", int(m["era_n_bad"]),
               f"{m['era_contamination']:.5f}", m["steps_supported"],
               f"{m['unflagged_certified_good']} of {m['unflagged_in_walk']}"]])))
-    sections.append(("Review: the last quarter of the runs block by block, the truth reviewing "
-                     "grey and BAD LS after each block", table(
-        ["PD", "detector", "block", "LS", "grey fraction", "good→BAD", "bad→GOOD", "t_good",
-         "t_bad"], review_stream(era, pds, picks, s))))
+    sections += review_sections(era, pds, picks, s, results)
     if not args.skip_peer:
         try:
             import pyod  # noqa: F401
@@ -373,14 +464,7 @@ def main() -> None:
             sections.append(("`dc-mlops certify` of the 2018-sized JetHT era in a fresh process",
                              table(["input", "LS", "seconds", "peak MiB", "<= 60 s",
                                     "<= 2 GiB"], certify_cost(era, Path(tmp)))))
-    body = (f"Simulated 2018 (real DCS-only structure and Golden JSON, seed {SEED}), walk-forward "
-            f"with the `evaluate` defaults but main's window: window {s.window_runs} runs, cut-offs "
-            f"cross-fitted over {s.calib_folds} run folds, steps of {s.step_runs} runs, "
-            f"conditions={s.conditions}, run context {s.context_ls} LS, "
-            f"targets good→BAD <= {s.max_good_as_bad:g} and bad→GOOD <= "
-            f"{s.max_bad_as_good:g}. Targets of the issue: combined automation >= 90 % with "
-            "good→BAD <= 1 % and contamination <= 0.1 %.\n\n"
-            + "\n\n".join(f"## {t}\n\n{b}" for t, b in sections))
+    body = describe(s) + "\n\n".join(f"## {t}\n\n{b}" for t, b in sections)
     write("certification", "Certification benchmark", body,
           "python benchmarks/certification.py " + " ".join(sys.argv[1:]))
 

@@ -108,7 +108,8 @@ def joint_failures(tables: dict[str, pd.DataFrame]) -> np.ndarray:
 
 
 def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
-                  max_good_as_bad: float, confidence: float = CONFIDENCE) -> pd.DataFrame:
+                  max_good_as_bad: float, confidence: float = CONFIDENCE,
+                  feedback: bool = False) -> pd.DataFrame:
     """The combined decision of the PDs' walk-forward certifications (one row per LS that
     every PD certified), as ``certify pd=all`` would have decided it at each step.
 
@@ -118,6 +119,11 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     first PD's walk; the ``p_good`` of a step rests on the failure LS certified in the
     steps before it (every LS is decided by models and cut-offs that saw only the past);
     BAD is each PD's p-value at ``max_good_as_bad`` / the number of PDs.
+
+    ``feedback`` (the walks made with it, :func:`.walkforward.run_plan`): the known failures
+    are those review would have shown, not every flagged failure of the truth: a failure the
+    combined decision certified GOOD in an earlier step entered the Golden JSON unseen, and
+    the later ``p_good`` no longer rests on it.
     """
     names = list(walks)
     merged = None
@@ -140,15 +146,19 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     runs = out["runId"].to_numpy()
     decision = np.full(len(out), GREY, dtype=object)
     p_good = np.ones(len(out))
-    for s in np.unique(step):
-        rows = step == s
-        known = fail & (runs < runs[rows].min())
-        cut = joint_cutoff(min_p[known], max_bad_as_good, confidence)
-        p_good[rows] = cut.p_good
-    ok = ~outside.any(axis=1) & (min_p > p_good)
-    decision[ok] = GOOD
+    inside = ~outside.any(axis=1)
     # BAD: one PD's p-value at or below its share of the target (the conformal rule of
     # greyzone.conformal_bad_cutoff at max_good_as_bad / k), inside its conditions
-    decision[((p <= max_good_as_bad / len(names)) & ~outside).any(axis=1)] = BAD
+    bad = ((p <= max_good_as_bad / len(names)) & ~outside).any(axis=1)
+    seen = fail.copy()  # failures a DC expert knows of (all, without feedback)
+    for s in np.unique(step):  # in run order: a step's GOOD hides its failures from the next
+        rows = step == s
+        known = seen & (runs < runs[rows].min())
+        cut = joint_cutoff(min_p[known], max_bad_as_good, confidence)
+        p_good[rows] = cut.p_good
+        if feedback:
+            seen[rows & inside & (min_p > cut.p_good) & ~bad] = False
+    decision[inside & (min_p > p_good)] = GOOD
+    decision[bad] = BAD
     return out[KEYS + ["label", "origin"]].assign(step=step, min_p=min_p, p_good=p_good,
                                                   failure=fail, decision=decision.astype(str))

@@ -37,8 +37,8 @@ from dc_mlops.data.correction import conditions_matrix
 from dc_mlops.detectors.base import Detector
 from dc_mlops.errors import DataError
 from dc_mlops.evaluation.drift import MAX_SCORE_KS, upward_ks
-from dc_mlops.evaluation.greyzone import (Cutoffs, conformal_p_values, decide, decision_metrics,
-                                          fit_cutoffs, withhold)
+from dc_mlops.evaluation.greyzone import (GOOD, Cutoffs, conformal_p_values, decide,
+                                          decision_metrics, fit_cutoffs, withhold)
 from dc_mlops.evaluation.metrics import detection_metrics
 from dc_mlops.evaluation.protocols import Step
 
@@ -162,15 +162,30 @@ def fit_crossfitted(window: pd.DataFrame, known: pd.DataFrame, names: list[str],
 def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
              build: Callable[[], Detector], conditions: str | None, max_good_as_bad: float,
              max_bad_as_good: float, on_step: Callable[[int], None] | None = None,
-             folds: int = 0, context_ls: int = 0) -> WalkForward:
-    """Fit, calibrate and certify every step of ``plan``; each LS is certified once."""
+             folds: int = 0, context_ls: int = 0, feedback: bool = False) -> WalkForward:
+    """Fit, calibrate and certify every step of ``plan``; each LS is certified once.
+
+    ``feedback``: the later steps learn from the labels a DC expert's review would have left
+    (SPEC §4.4), not from the truth: an LS certified GOOD enters the Golden JSON unseen and
+    counts as good from then on, even when it is a failure; the LS sent to review (GREY) or
+    flagged BAD carry the expert's verdict, their label. That is the loop of operation
+    (certify, review the grey zone, retrain on the reviewed Golden JSON), where the failures
+    a certifier lets through are never known again: they train the next certifiers as good
+    LS and are missing from the known bad LS ``t_good`` rests on. The decisions are still
+    measured against the truth (``label``)."""
     frame = ls_order(frame)
     runs = frame["runId"].to_numpy()
+    known = frame.copy() if feedback else frame
     parts, rows = [], []
     for i, step in enumerate(plan):
-        res = fit_step(frame, names, step, build, conditions, max_good_as_bad, max_bad_as_good,
-                       folds, context_ls)
-        part, row = certify_part(res, frame[np.isin(runs, step.test_runs)], names, conditions, i)
+        res = fit_step(known, names, step, build, conditions, max_good_as_bad,
+                       max_bad_as_good, folds, context_ls)
+        block = np.isin(runs, step.test_runs)
+        part, row = certify_part(res, frame[block], names, conditions, i)
+        if feedback:
+            unseen = np.flatnonzero(block)[part["decision"].to_numpy() == GOOD]
+            known.iloc[unseen, known.columns.get_loc("label")] = 0
+            row["n_failures_unseen"] = int((frame["label"].to_numpy()[unseen] == 1).sum())
         parts.append(part)
         rows.append(row)
         if on_step is not None:

@@ -98,3 +98,29 @@ def test_a_step_out_of_its_domain_decides_nothing_in_the_combined_walk():
     assert not (d.loc[last, "decision"] == GOOD).any()
     assert ((d["decision"] == "BAD").to_numpy()[last] == (p_b[last] <= 0.005)).all()
     assert (d.loc[d["step"] == 1, "decision"] == "BAD").sum() > 100
+
+
+def test_with_feedback_a_failure_certified_good_is_unknown_to_the_later_steps():
+    """Review never sees a failure certified GOOD: with feedback the p_good of a step rests
+    only on the failures of earlier steps that were not certified GOOD."""
+    rng = np.random.default_rng(4)
+    n = 6000
+    step = np.repeat([0, 1, 2, 3], n // 4)
+    label = (rng.random(n) < 0.2).astype(int)
+    invisible = (label == 1) & (rng.random(n) < 0.01)  # failures no PD sees
+    p_a = np.where((label == 1) & ~invisible, rng.uniform(0, 0.002, n), rng.uniform(0, 1, n))
+    p_b = rng.uniform(0, 1, n)
+    dec = np.full(n, "GREY")
+    walks = {"A": _walk("A", p_a, dec, label, step), "B": _walk("B", p_b, dec, label, step)}
+    truth = combined_walk(walks, 0.01, 0.01)
+    fed = combined_walk(walks, 0.01, 0.01, feedback=True)
+    # steps 0-1 decide the same (step 1 rests on step 0, which certified nothing GOOD)
+    early = (fed["step"] < 2).to_numpy()
+    assert (fed["decision"].to_numpy()[early] == truth["decision"].to_numpy()[early]).all()
+    # step 3 rests on the failures of steps 0-2 minus those certified GOOD in step 2
+    passed = (fed["failure"] & (fed["step"] == 2) & (fed["decision"] == GOOD)).to_numpy()
+    assert passed.sum() >= 1
+    known = (fed["failure"] & (fed["step"] < 3)).to_numpy() & ~passed
+    expected = joint_cutoff(fed["min_p"].to_numpy()[known], 0.01).p_good
+    assert fed.loc[fed["step"] == 3, "p_good"].iat[0] == expected
+    assert expected < truth.loc[truth["step"] == 3, "p_good"].iat[0]

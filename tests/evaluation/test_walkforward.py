@@ -14,7 +14,7 @@ import pytest
 
 from dc_mlops.detectors import registry
 from dc_mlops.errors import DataError
-from dc_mlops.evaluation.greyzone import GREY
+from dc_mlops.evaluation.greyzone import GOOD, GREY
 from dc_mlops.evaluation.protocols import Step, rolling_steps
 from dc_mlops.evaluation.walkforward import fit_step, run_plan
 
@@ -103,3 +103,63 @@ def test_a_block_whose_scores_moved_from_the_calibration_goes_to_review():
     assert not last["in_domain"].any() and (last["decision"] == GREY).all()
     assert not wf.steps["in_domain"].iloc[-1] and wf.steps["score_ks"].iloc[-1] > 0.3
     assert wf.steps["in_domain"].iloc[:-1].all()
+
+
+def test_with_feedback_later_steps_learn_from_the_reviewed_labels(monkeypatch):
+    """An LS certified GOOD counts as good for every later step (review never sees it); the
+    grey and BAD LS keep their label (the expert's verdict); the truth is not touched."""
+    from dc_mlops.evaluation import walkforward
+
+    frame = run_offset_frame()
+    frame.loc[frame["lumiId"] == N_LS, NAMES[0]] -= 8.0  # the last LS of each failure: unseen
+    seen_labels = []
+    real_fit_step = walkforward.fit_step
+
+    def spy(known, *args, **kwargs):
+        seen_labels.append(known[["runId", "lumiId", "label"]].copy())
+        return real_fit_step(known, *args, **kwargs)
+
+    monkeypatch.setattr(walkforward, "fit_step", spy)
+    per = frame.groupby("runId")["label"].apply(lambda x: int((x == 0).sum()))
+    plan = rolling_steps(per.index.to_numpy(), per.to_numpy(), window_runs=20, calib_runs=2,
+                         step_runs=5, min_train_ls=100, min_calib_ls=50)
+    wf = run_plan(frame, NAMES, plan, lambda: registry.build("pca", n_components=2), None,
+                  0.01, 0.05, folds=4, feedback=True)
+    d = wf.decisions
+    assert (frame["label"] == (frame["lumiId"] > N_LS - 10)).all()  # the truth is untouched
+    last = seen_labels[-1].merge(d[["runId", "lumiId", "decision", "label"]],
+                                 on=["runId", "lumiId"], suffixes=("_known", ""))
+    before = last["runId"] < min(plan[-1].test_runs)
+    certified = before & (last["decision"] == GOOD)
+    assert certified.sum() > 0 and (last.loc[certified, "label_known"] == 0).all()
+    rest = before & (last["decision"] != GOOD)
+    assert (last.loc[rest, "label_known"] == last.loc[rest, "label"]).all()
+    # failures certified GOOD exist in this walk, and they are counted per step
+    unseen = int(((d["decision"] == GOOD) & (d["label"] == 1)).sum())
+    assert unseen > 0 and wf.steps["n_failures_unseen"].sum() == unseen
+
+
+def test_reviewed_blocks_shrink_the_grey_zone_of_a_new_era_within_the_targets():
+    """A stream of blocks after a new era starts (every feature moved): the certifier trained
+    before it decides nothing there (out of its domain, everything to review), while the
+    walk that retrains on the reviewed labels decides most LS again after a few blocks, with
+    its rates against the truth within the targets."""
+    frame = run_offset_frame()
+    runs = np.sort(frame["runId"].unique())
+    new_era = frame["runId"].isin(runs[-25:])
+    frame.loc[new_era, NAMES] += 6.0
+    per = frame.groupby("runId")["label"].apply(lambda x: int((x == 0).sum()))
+    plan = rolling_steps(per.index.to_numpy(), per.to_numpy(), window_runs=20, calib_runs=2,
+                         step_runs=5, min_train_ls=100, min_calib_ls=50)
+    plan = [s for s in plan if min(s.test_runs) >= runs[-25]]
+    build = lambda: registry.build("pca", n_components=2)  # noqa: E731
+    frozen = fit_step(frame, NAMES, plan[0], build, None, 0.01, 0.05, folds=4)
+    from dc_mlops.evaluation.walkforward import certify_part
+    grey_frozen = [np.mean(certify_part(frozen, frame[frame["runId"].isin(s.test_runs)],
+                                        NAMES, None)[0]["decision"] == GREY) for s in plan]
+    wf = run_plan(frame, NAMES, plan, build, None, 0.01, 0.05, folds=4, feedback=True)
+    grey_fed = wf.steps["step_grey_fraction"].to_numpy()
+    assert min(grey_frozen) == 1.0  # out of its domain in every block
+    assert grey_fed[0] == 1.0 and grey_fed[-1] < 0.5, grey_fed
+    m = wf.metrics()
+    assert m["test_good_as_bad_rate"] <= 0.02 and m["test_bad_as_good_rate"] <= 0.05, m

@@ -213,6 +213,9 @@ def review_stream(era: Path, pds: list[str], picks: dict, s: EvaluateSettings,
                        feedback=True)
         print(f"{pd_name} {m}: review loop in {time.time() - t0:.0f} s", flush=True)
         fed_walks[pd_name], truth_walks[pd_name] = fed.decisions, truth.decisions
+        CACHE.mkdir(parents=True, exist_ok=True)  # kept for a second look at the combination
+        fed.decisions.to_parquet(CACHE / f"review-loop-{pd_name}-{m}.parquet")
+        truth.decisions.to_parquet(CACHE / f"labelled-walk-{pd_name}-{m}.parquet")
         blocks, first = quarter(fed)
         res = fit_step(frame, names, steps[first], builder(m), s.conditions, s.max_good_as_bad,
                        s.max_bad_as_good, s.calib_folds, s.context_ls)
@@ -246,9 +249,12 @@ def review_stream(era: Path, pds: list[str], picks: dict, s: EvaluateSettings,
                          int(fed.steps["n_failures_unseen"].iat[b])])
     combined_rows = []
     if len(pds) == len(PDS):
-        for what, walks, fb in (("review loop", fed_walks, True),
-                                ("every LS labelled", truth_walks, False)):
-            d = combined_walk(walks, s.max_bad_as_good, s.max_good_as_bad, feedback=fb)
+        for what, walks, fb, si in (
+                ("review loop", fed_walks, True, False),
+                ("review loop, stand-ins for the failures let through", fed_walks, True, True),
+                ("every LS labelled", truth_walks, False, False)):
+            d = combined_walk(walks, s.max_bad_as_good, s.max_good_as_bad, feedback=fb,
+                              stand_ins=si)
             for part_name, part in (("whole walk", d),
                                     ("last quarter", d[d["runId"] >= np.quantile(
                                         d["runId"].unique(), 0.75)])):

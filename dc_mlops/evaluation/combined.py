@@ -109,7 +109,7 @@ def joint_failures(tables: dict[str, pd.DataFrame]) -> np.ndarray:
 
 def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
                   max_good_as_bad: float, confidence: float = CONFIDENCE,
-                  feedback: bool = False) -> pd.DataFrame:
+                  feedback: bool = False, stand_ins: bool = False) -> pd.DataFrame:
     """The combined decision of the PDs' walk-forward certifications (one row per LS that
     every PD certified), as ``certify pd=all`` would have decided it at each step.
 
@@ -123,7 +123,13 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     ``feedback`` (the walks made with it, :func:`.walkforward.run_plan`): the known failures
     are those review would have shown, not every flagged failure of the truth: a failure the
     combined decision certified GOOD in an earlier step entered the Golden JSON unseen, and
-    the later ``p_good`` no longer rests on it.
+    the later ``p_good`` no longer rests on it. Left at that, each step's GOOD removes the
+    failures that passed it from the known ones, so the next ``p_good`` looks better
+    supported than it is. ``stand_ins`` counts them back: after a step that certified GOOD,
+    as many failures as a certifier meeting its target would have let through
+    (``max_bad_as_good`` of the step's known failures, rounded up) join the known failures
+    as failures that pass every ``p_good`` (the same stand-ins ``refresh_cutoffs`` uses
+    for the good LS a review never sees).
     """
     names = list(walks)
     merged = None
@@ -151,13 +157,17 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     # greyzone.conformal_bad_cutoff at max_good_as_bad / k), inside its conditions
     bad = ((p <= max_good_as_bad / len(names)) & ~outside).any(axis=1)
     seen = fail.copy()  # failures a DC expert knows of (all, without feedback)
+    passing = 0  # stand-ins for the failures that passed earlier steps unseen
     for s in np.unique(step):  # in run order: a step's GOOD hides its failures from the next
         rows = step == s
         known = seen & (runs < runs[rows].min())
-        cut = joint_cutoff(min_p[known], max_bad_as_good, confidence)
+        cut = joint_cutoff(np.r_[min_p[known], np.ones(passing)], max_bad_as_good, confidence)
         p_good[rows] = cut.p_good
         if feedback:
             seen[rows & inside & (min_p > cut.p_good) & ~bad] = False
+            if stand_ins and cut.p_good < 1:
+                n_seen = int((seen & rows).sum())
+                passing += int(np.ceil(max_bad_as_good * n_seen / (1 - max_bad_as_good)))
     decision[inside & (min_p > p_good)] = GOOD
     decision[bad] = BAD
     return out[KEYS + ["label", "origin"]].assign(step=step, min_p=min_p, p_good=p_good,

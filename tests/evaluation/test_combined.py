@@ -124,3 +124,30 @@ def test_with_feedback_a_failure_certified_good_is_unknown_to_the_later_steps():
     expected = joint_cutoff(fed["min_p"].to_numpy()[known], 0.01).p_good
     assert fed.loc[fed["step"] == 3, "p_good"].iat[0] == expected
     assert expected < truth.loc[truth["step"] == 3, "p_good"].iat[0]
+
+
+def test_stand_ins_count_back_the_failures_a_review_never_saw():
+    """With stand-ins, each step that certified GOOD adds max_bad_as_good of its known
+    failures as failures that pass: the later p_good is never looser than without them."""
+    rng = np.random.default_rng(5)
+    n = 8000
+    step = np.repeat([0, 1, 2, 3], n // 4)
+    label = (rng.random(n) < 0.2).astype(int)
+    invisible = (label == 1) & (rng.random(n) < 0.01)
+    p_a = np.where((label == 1) & ~invisible, rng.uniform(0, 0.002, n), rng.uniform(0, 1, n))
+    dec = np.full(n, "GREY")
+    walks = {"A": _walk("A", p_a, dec, label, step),
+             "B": _walk("B", rng.uniform(0, 1, n), dec, label, step)}
+    plain = combined_walk(walks, 0.01, 0.01, feedback=True)
+    counted = combined_walk(walks, 0.01, 0.01, feedback=True, stand_ins=True)
+    p_plain = plain.groupby("step")["p_good"].first()
+    p_counted = counted.groupby("step")["p_good"].first()
+    assert (p_counted >= p_plain).all() and p_counted.iat[3] > p_plain.iat[3]
+    # step 3 by hand: step 1 and 2 each add ceil(1 % of their seen failures / 0.99) stand-ins
+    seen = counted["failure"].to_numpy() & ~((counted["decision"] == GOOD).to_numpy())
+    n_stand = sum(int(np.ceil(0.01 * (seen & (counted["step"] == k).to_numpy()).sum() / 0.99))
+                  for k in (1, 2) if p_counted.iat[k] < 1)
+    known = seen & (counted["step"] < 3).to_numpy()
+    expected = joint_cutoff(np.r_[counted["min_p"].to_numpy()[known], np.ones(n_stand)],
+                            0.01).p_good
+    assert p_counted.iat[3] == expected

@@ -11,12 +11,13 @@ rates that hold, on the 2018 run/LS structure?
    product's own :func:`dc_mlops.evaluation.combined.combined_walk` (the combined cut-offs of
    ``certify pd=all``), measured on the flagged failures of every subsystem (unflagged
    failures of the truth table certified GOOD are counted too).
-2. **Review feeding back** (SPEC §4.4), the simulator's truth playing the DC expert on the
-   grey and BAD LS: the walk repeated with the labels review leaves (LS certified GOOD count
-   as good, their failures are never known again: ``run_plan(feedback=True)``), per PD and
-   all PDs combined, beside a frozen certifier (the window before the last quarter of the
-   runs, its cut-offs refreshed after each block by ``refresh_cutoffs``): the grey fraction
-   per block and the rates against the truth. ``--only-review`` runs this section alone.
+2. **Review feeding back** (SPEC §4.4): automation starts at the last quarter of the runs
+   (the runs before it were certified by hand), the simulator's truth playing the DC expert
+   on the grey and BAD LS. Per block and per PD: a frozen certifier (the window before the
+   quarter, its cut-offs refreshed after each block by ``refresh_cutoffs``) beside the
+   review loop (every step retrained on the labels review leaves:
+   ``run_plan(feedback=True)``) and the walk with every LS labelled; and all PDs combined.
+   ``--only-review`` runs this section alone.
 3. **Peer**: the best PyOD detector on the same inputs (conditions fit included) through the
    same cut-offs and walk (``pip install -e '.[bench]'``; skipped, saying so, without it).
 4. **Certify from raw histograms and from a feature table** (issue 9): ``dc-mlops certify`` of
@@ -177,54 +178,55 @@ def combined(era: Path, results: dict, picks: dict[str, str | None],
     return m
 
 
-def quarter(wf) -> tuple[np.ndarray, int]:
-    """The steps of a walk that certify its last quarter of runs, and the first of them."""
-    first = int(np.searchsorted(wf.steps["first_run"].to_numpy(),
-                                np.quantile(wf.decisions["runId"].unique(), 0.75)))
-    return wf.steps["step"].to_numpy()[first:], first
+def quarter(steps: list[Step], runs: np.ndarray) -> int:
+    """Index of the first step that certifies the last quarter of ``runs``."""
+    cut = runs[int(len(runs) * 0.75)]
+    return next(i for i, st in enumerate(steps) if min(st.test_runs) >= cut)
 
 
 def review_stream(era: Path, pds: list[str], picks: dict, s: EvaluateSettings,
                   results: dict) -> tuple[list[list], list[list]]:
-    """Review feeding back, per PD over the blocks of the last quarter of the runs, and all
-    PDs combined. Three certifications of the same blocks, the simulator's truth playing the
-    DC expert on the grey and the BAD LS:
+    """Review feeding back over the last quarter of the runs (automation starts there; the
+    runs before it were certified by hand: fully labelled), per PD and all PDs combined.
+    Three certifications of the same blocks, the simulator's truth playing the DC expert on
+    the grey and the BAD LS:
 
     * *frozen*: the certifier of the window before the quarter certifies every block; after
       each block the verdicts refresh its cut-offs (``refresh_cutoffs``, what ``review``
       does between retrainings), the detector stays;
-    * *review loop*: from the first step of the walk on, every step retrains on the labels
-      review left (``run_plan(feedback=True)``): LS certified GOOD count as good, failures
-      among them are never known again;
-    * *every LS labelled*: the walk of section 1 (every earlier LS labelled by the truth, as
-      when DC experts certify every LS by hand).
+    * *review loop*: every step retrains on the labels review left
+      (``run_plan(feedback=True)``): LS certified GOOD count as good; ``t_good`` and
+      ``p_good`` rest on the failures of the hand-certified runs;
+    * *every LS labelled*: the walk of section 1 (every earlier LS labelled by the truth).
     """
-    rows, fed_walks, truth_walks = [], {}, {}
+    rows, fed_walks, truth_walks, first_run = [], {}, {}, None
     for pd_name in pds:
         m = picks.get(pd_name) or "pca"
         frame, names = ls_frame(era, pd_name)
-        _, _, steps = plan(frame, s)
+        runs, _, steps = plan(frame, s)
         truth = results.get((pd_name, m)) or run_plan(
             frame, names, steps, builder(m), s.conditions, s.max_good_as_bad,
             s.max_bad_as_good, folds=s.calib_folds, context_ls=s.context_ls)
+        first = quarter(steps, runs)
         t0 = time.time()
-        fed = run_plan(frame, names, steps, builder(m), s.conditions, s.max_good_as_bad,
-                       s.max_bad_as_good, folds=s.calib_folds, context_ls=s.context_ls,
-                       feedback=True)
+        fed = run_plan(frame, names, steps[first:], builder(m), s.conditions,
+                       s.max_good_as_bad, s.max_bad_as_good, folds=s.calib_folds,
+                       context_ls=s.context_ls, feedback=True)
         print(f"{pd_name} {m}: review loop in {time.time() - t0:.0f} s", flush=True)
-        fed_walks[pd_name], truth_walks[pd_name] = fed.decisions, truth.decisions
-        CACHE.mkdir(parents=True, exist_ok=True)  # kept for a second look at the combination
-        fed.decisions.to_parquet(CACHE / f"review-loop-{pd_name}-{m}.parquet")
-        truth.decisions.to_parquet(CACHE / f"labelled-walk-{pd_name}-{m}.parquet")
-        blocks, first = quarter(fed)
+        loop = fed.decisions.assign(step=fed.decisions["step"] + first)
+        before = truth.decisions[truth.decisions["step"] < first]
+        fed_walks[pd_name] = pd.concat([before, loop], ignore_index=True)
+        truth_walks[pd_name] = truth.decisions
+        first_run = min(steps[first].test_runs)
         res = fit_step(frame, names, steps[first], builder(m), s.conditions, s.max_good_as_bad,
                        s.max_bad_as_good, s.calib_folds, s.context_ls)
         cut, calib, found_bad = res.cutoffs, res.calib_scores, np.zeros(0)
-        for b in blocks:
-            part, _ = certify_part(res, frame[frame["runId"].isin(steps[b].test_runs)], names,
+        for b, st in enumerate(steps[first:]):
+            part, _ = certify_part(res, frame[frame["runId"].isin(st.test_runs)], names,
                                    s.conditions)
             score = part["score"].to_numpy()
-            d = decide(score, cut.t_good, cut.t_bad, part["outside"].to_numpy(bool))
+            d = decide(score, cut.t_good, cut.t_bad, part["outside"].to_numpy(bool),
+                       part["lone"].to_numpy(bool))
             inside = np.isfinite(score) & ~part["outside"].to_numpy(bool)
             if upward_ks(score[inside], calib) > MAX_SCORE_KS:  # out of its domain
                 d = withhold(d)
@@ -237,53 +239,49 @@ def review_stream(era: Path, pds: list[str], picks: dict, s: EvaluateSettings,
                                                & np.isfinite(score)],
                                          score[:0], found_bad, s.max_good_as_bad,
                                          s.max_bad_as_good)
-            row = []
-            for wf in (fed, truth):
-                one = wf.decisions[wf.decisions["step"] == b]
-                mt = decision_metrics(one["decision"], one["label"], one["judged"], "b")
-                row.append(mt)
-            f_, t_ = row
-            rows.append([pd_name, m, b - blocks[0] + 1, int(f_["b_n_ls"]), f"{frozen:.3f}",
-                         f"{f_['b_grey_fraction']:.3f}", f"{t_['b_grey_fraction']:.3f}",
-                         f"{f_['b_good_as_bad_rate']:.4f}", f"{f_['b_bad_as_good_rate']:.4f}",
+            mt = [decision_metrics(w["decision"], w["label"], w["judged"], "b")
+                  for w in (fed.decisions[fed.decisions["step"] == b],
+                            truth.decisions[truth.decisions["step"] == first + b])]
+            rows.append([pd_name, m, b + 1, int(mt[0]["b_n_ls"]), f"{frozen:.3f}",
+                         f"{mt[0]['b_grey_fraction']:.3f}", f"{mt[1]['b_grey_fraction']:.3f}",
+                         f"{mt[0]['b_good_as_bad_rate']:.4f}",
+                         f"{mt[0]['b_bad_as_good_rate']:.4f}",
+                         f"{mt[1]['b_bad_as_good_rate']:.4f}",
                          int(fed.steps["n_failures_unseen"].iat[b])])
     combined_rows = []
     if len(pds) == len(PDS):
-        for what, walks, fb, si in (
-                ("review loop", fed_walks, True, False),
-                ("review loop, stand-ins for the failures let through", fed_walks, True, True),
-                ("every LS labelled", truth_walks, False, False)):
-            d = combined_walk(walks, s.max_bad_as_good, s.max_good_as_bad, feedback=fb,
-                              stand_ins=si)
-            for part_name, part in (("whole walk", d),
-                                    ("last quarter", d[d["runId"] >= np.quantile(
-                                        d["runId"].unique(), 0.75)])):
-                mt = decision_metrics(part["decision"], part["label"], part["failure"], "c")
-                combined_rows.append([what, part_name, len(part),
-                                      f"{mt['c_automation_rate']:.4f}",
-                                      f"{mt['c_grey_fraction']:.4f}",
-                                      f"{mt['c_good_as_bad_rate']:.4f}",
-                                      f"{mt['c_bad_as_good_rate']:.4f}",
-                                      f"{mt['c_contamination']:.5f}"])
+        for what, walks, known_until in (("review loop", fed_walks, first_run),
+                                         ("every LS labelled", truth_walks, None)):
+            d = combined_walk(walks, s.max_bad_as_good, s.max_good_as_bad,
+                              known_until=known_until)
+            d = d[d["runId"] >= first_run]
+            mt = decision_metrics(d["decision"], d["label"], d["failure"], "c")
+            combined_rows.append([what, len(d), f"{mt['c_automation_rate']:.4f}",
+                                  f"{mt['c_grey_fraction']:.4f}",
+                                  f"{mt['c_good_as_bad_rate']:.4f}",
+                                  f"{mt['c_bad_as_good_rate']:.4f}", int(mt["c_n_bad"]),
+                                  f"{mt['c_contamination']:.5f}"])
     return rows, combined_rows
 
 
 def review_sections(era: Path, pds: list[str], picks: dict, s: EvaluateSettings,
                     results: dict) -> list[tuple[str, str]]:
     rows, combined_rows = review_stream(era, pds, picks, s, results)
-    out = [("Review feeding back: the blocks of the last quarter of the runs, the truth playing "
-            "the DC expert on the grey and BAD LS (grey fraction of the frozen certifier with "
-            "review-refreshed cut-offs, of the review loop, of the walk with every LS labelled; "
-            "rates of the review loop against the truth; failures the review loop certified "
-            "GOOD, never seen again)", table(
+    out = [("Review feeding back over the last quarter of the runs (automation starts there), "
+            "the truth playing the DC expert on the grey and BAD LS: grey fraction of the frozen "
+            "certifier (review-refreshed cut-offs), of the review loop (retrained on the "
+            "reviewed labels) and of the walk with every LS labelled; rates of the review loop "
+            "against the truth (bad→GOOD of the labelled walk beside it); failures the review "
+            "loop certified GOOD, which then trained the next certifiers as good LS", table(
                 ["PD", "detector", "block", "LS", "grey frozen", "grey review loop",
-                 "grey every LS labelled", "good→BAD", "bad→GOOD", "failures unseen"], rows))]
+                 "grey every LS labelled", "good→BAD loop", "bad→GOOD loop",
+                 "bad→GOOD labelled", "failures unseen"], rows))]
     if combined_rows:
-        out.append(("Review feeding back, all PDs combined (the combined cut-offs of certify "
-                    "pd=all; with the review loop the combined GOOD cut-off rests only on the "
-                    "failures review saw)", table(
-                        ["labels", "LS", "n", "automation", "grey", "good→BAD", "bad→GOOD",
-                         "contamination"], combined_rows)))
+        out.append(("Review feeding back, all PDs combined over the last quarter (the "
+                    "combined cut-offs of certify pd=all; p_good of the review loop rests on "
+                    "the failures of the hand-certified runs)", table(
+                        ["labels", "LS", "automation", "grey", "good→BAD", "bad→GOOD",
+                         "failure LS", "contamination"], combined_rows)))
     return out
 
 

@@ -208,13 +208,25 @@ def outcome_lines(c: Certification) -> list[str]:
 
 
 # ---- 2. what went to review and why -----------------------------------------------------
-def _reasons(flags: pd.DataFrame, models: dict[str, dict]) -> np.ndarray:
-    """Why a PD left each of its GREY flags undecided."""
+#: why a PD left an LS undecided (the review table's columns)
+BETWEEN, OUT_OF_DOMAIN, ALONE = ("between the cut-offs", "held back: era out of domain",
+                                 "above t_bad, ordinary on its own (next to a failure?)")
+
+
+def _reasons(flags: pd.DataFrame, models: dict[str, dict],
+             domain: dict[str, dict] | None = None) -> np.ndarray:
+    """Why a PD left each of its GREY flags undecided: between its cut-offs; held back
+    because the era is outside its domain; or above ``t_bad`` in its run context but
+    ordinary on its own (``greyzone.decide``'s ``lone`` rule: a good LS next to a failure
+    block shares part of its shift)."""
     t_good = flags["pd"].map(lambda p: models[p]["thresholds"]["t_good"]).to_numpy(float)
     t_bad = flags["pd"].map(lambda p: models[p]["thresholds"]["t_bad"]).to_numpy(float)
+    inside = flags["pd"].map(lambda p: (domain or {}).get(p, {}).get("in_domain", False)
+                             ).to_numpy(bool)
     score = flags["score"].to_numpy(float)
     held = (score < t_good) | (score > t_bad)  # would be decided: out of domain
-    return np.where(held, "held back: era out of domain", "between the cut-offs")
+    return np.where(held & inside & (score > t_bad), ALONE,
+                    np.where(held, OUT_OF_DOMAIN, BETWEEN))
 
 
 def _leading(top: pd.Series, k: int = 3) -> str:
@@ -230,15 +242,15 @@ def review_reasons(c: Certification) -> pd.DataFrame:
     keys = c.grey[["run", "ls"]].astype(np.int64)
     f = c.flags.merge(keys, on=["run", "ls"])
     f = f[f["decision"] == GREY].copy()
-    cols = ["PD", "subsystem", "LS to review", "between the cut-offs",
-            "held back: era out of domain", "leading histograms (LS)"]
+    cols = ["PD", "subsystem", "LS to review", BETWEEN, OUT_OF_DOMAIN, ALONE,
+            "leading histograms (LS)"]
     if f.empty:
         return pd.DataFrame(columns=cols)
-    f["why"] = _reasons(f, models)
+    f["why"] = _reasons(f, models, c.summary.get("domain"))
     rows = []
     for (pd_name, sub), g in f.groupby(["pd", "subsystem"], sort=True):
-        rows.append([pd_name, sub, len(g), int((g["why"] == "between the cut-offs").sum()),
-                     int((g["why"] != "between the cut-offs").sum()),
+        rows.append([pd_name, sub, len(g), *[int((g["why"] == w).sum())
+                                             for w in (BETWEEN, OUT_OF_DOMAIN, ALONE)],
                      _leading(g["top_histograms"].fillna(""))])
     return pd.DataFrame(rows, columns=cols)
 
@@ -266,7 +278,8 @@ def grey_page(c: Certification, page: int = 1, size: int = PAGE_SIZE) -> pd.Data
         rows[f"score {pd_name}"] = [score.get((r, l), np.nan)
                                     for r, l in zip(rows["run"], rows["ls"])]
     grey_f = f[f["decision"] == GREY]
-    why = dict(zip(zip(grey_f["run"], grey_f["ls"], grey_f["pd"]), _reasons(grey_f, models)))
+    why = dict(zip(zip(grey_f["run"], grey_f["ls"], grey_f["pd"]),
+                   _reasons(grey_f, models, c.summary.get("domain"))))
     rows["why"] = ["; ".join(f"{p}: {why[(r, l, p)]}" for p in str(pds).split(";")
                              if (r, l, p) in why)
                    for r, l, pds in zip(rows["run"], rows["ls"], rows["pds"])]

@@ -148,14 +148,21 @@ def test_review_reasons_account_for_every_grey_ls_per_subsystem(cert):
     assert not cert.grey.empty
     assert set(table["subsystem"]) == {"PIXEL", "TRACKER"} and set(table["PD"]) == {"ZeroBias"}
     assert (table["LS to review"] == len(cert.grey)).all()  # one PD: undecided for both
-    assert (table["between the cut-offs"] + table["held back: era out of domain"]
+    assert (table[ce.BETWEEN] + table[ce.OUT_OF_DOMAIN] + table[ce.ALONE]
             == table["LS to review"]).all()
     # a certifier that saw the era as foreign holds back the LS it would certify GOOD
-    t_good = cert.summary["models"][0]["thresholds"]["t_good"]
-    cert.summary["models"][0]["thresholds"]["t_good"] = float(cert.flags["score"].max()) + 1
+    t = cert.summary["models"][0]["thresholds"]
+    t_good, t_bad = t["t_good"], t["t_bad"]
+    t["t_good"] = float(cert.flags["score"].max()) + 1
     held = ce.review_reasons(cert)
-    assert (held["held back: era out of domain"] == len(cert.grey)).all()
-    cert.summary["models"][0]["thresholds"]["t_good"] = t_good
+    assert (held[ce.OUT_OF_DOMAIN] == len(cert.grey)).all()
+    # inside its domain, an LS above t_bad left GREY was ordinary on its own
+    t["t_good"], t["t_bad"] = -np.inf, float(cert.flags["score"].min()) - 1
+    domain = cert.summary["domain"]["ZeroBias"]
+    was_inside, domain["in_domain"] = domain["in_domain"], True
+    alone = ce.review_reasons(cert)
+    assert (alone[ce.ALONE] == len(cert.grey)).all()
+    t["t_good"], t["t_bad"], domain["in_domain"] = t_good, t_bad, was_inside
     top = cert.grey["top_histograms"].str.split(" \\(").str[0]
     assert table["leading histograms (LS)"].iat[0].startswith(
         f"{top.value_counts().index[0]} ({top.value_counts().iat[0]})")

@@ -167,7 +167,8 @@ class Detector(ABC):
         if not hasattr(self, "n_features_in_"):
             raise DataError(f"{self.name} is not fitted yet: call fit() or load() first")
 
-    def _batches(self, X: Any, conditions: Any = None, runs: Any = None):
+    def _batches(self, X: Any, conditions: Any = None, runs: Any = None,
+                 context: bool = True):
         """Validated float64 batches, corrected for conditions when the model was fitted
         with them, averaged over each LS's run context when it was fitted with one (each
         batch reads ``context_ls`` rows beyond its ends); a float32 era is converted one
@@ -184,7 +185,7 @@ class Detector(ABC):
         else:
             X = check_matrix(X, "data", self.n_features_in_)
         c = self._check_score_conditions(X.shape[0], conditions)
-        k = getattr(self, "context_ls_", 0)
+        k = getattr(self, "context_ls_", 0) if context else 0
         if k:
             if runs is None:
                 raise DataError(f"{self.name} was fitted with run context ({k} LS): give each "
@@ -237,15 +238,18 @@ class Detector(ABC):
         """LS on each side averaged into an LS's run context (0: each LS on its own)."""
         return int(getattr(self, "context_ls_", 0))
 
-    def score(self, X: Any, conditions: Any = None, runs: Any = None) -> np.ndarray:
+    def score(self, X: Any, conditions: Any = None, runs: Any = None,
+              context: bool = True) -> np.ndarray:
         """Decision value per LS, shape (n,), higher = more anomalous; scored batch by batch.
 
         ``conditions``: each LS's pile-up/luminosity, required when the detector was fitted
         with them (and refused when it was not). ``runs``: each LS's run, required when it
         was fitted with run context (rows grouped by run, in LS order); ignored otherwise.
+        ``context=False`` scores each LS alone, without its run context, with the same
+        model: what BAD asks of an LS on its own (:func:`dc_mlops.evaluation.greyzone.decide`).
         """
         parts = [np.asarray(self._score_batch(b), dtype=np.float64)
-                 for b in self._batches(X, conditions, runs)]
+                 for b in self._batches(X, conditions, runs, context)]
         return np.concatenate(parts)
 
     def explain(self, X: Any, conditions: Any = None, runs: Any = None) -> np.ndarray:

@@ -109,27 +109,22 @@ def joint_failures(tables: dict[str, pd.DataFrame]) -> np.ndarray:
 
 def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
                   max_good_as_bad: float, confidence: float = CONFIDENCE,
-                  feedback: bool = False, stand_ins: bool = False) -> pd.DataFrame:
+                  known_until: int | None = None) -> pd.DataFrame:
     """The combined decision of the PDs' walk-forward certifications (one row per LS that
     every PD certified), as ``certify pd=all`` would have decided it at each step.
 
     ``walks``: per PD, the walk's per-LS table (``runId``, ``lumiId``, ``step``, ``label``,
     ``origin``, ``decision``, ``p_value``, ``outside``, optionally ``in_domain``: a step out
-    of its domain decides nothing, as in ``certify``). The steps follow the runs of the
+    of its domain decides nothing, as in ``certify``, and ``lone``: BAD needs the LS unusual
+    on its own, :func:`.greyzone.decide`). The steps follow the runs of the
     first PD's walk; the ``p_good`` of a step rests on the failure LS certified in the
     steps before it (every LS is decided by models and cut-offs that saw only the past);
     BAD is each PD's p-value at ``max_good_as_bad`` / the number of PDs.
 
-    ``feedback`` (the walks made with it, :func:`.walkforward.run_plan`): the known failures
-    are those review would have shown, not every flagged failure of the truth: a failure the
-    combined decision certified GOOD in an earlier step entered the Golden JSON unseen, and
-    the later ``p_good`` no longer rests on it. Left at that, each step's GOOD removes the
-    failures that passed it from the known ones, so the next ``p_good`` looks better
-    supported than it is. ``stand_ins`` counts them back: after a step that certified GOOD,
-    as many failures as a certifier meeting its target would have let through
-    (``max_bad_as_good`` of the step's known failures, rounded up) join the known failures
-    as failures that pass every ``p_good`` (the same stand-ins ``refresh_cutoffs`` uses
-    for the good LS a review never sees).
+    ``known_until`` (the walks of a review loop, :func:`.walkforward.run_plan` with
+    ``feedback``, from that run on): the known failures ``p_good`` rests on are those of
+    the runs before it (fully labelled); the failures a review finds later are not a fair
+    sample (a failure certified GOOD is never shown again).
     """
     names = list(walks)
     merged = None
@@ -137,8 +132,10 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
         # a step out of its domain (in_domain False) decides none of its LS
         d = d.assign(outside=d["outside"].to_numpy(bool) | ~d["in_domain"].to_numpy(bool)) \
             if "in_domain" in d else d
+        if "lone" not in d:  # walks made before the lone rule: no veto
+            d = d.assign(lone=True)
         cols = {"decision": f"d_{pd_name}", "p_value": f"p_{pd_name}",
-                "outside": f"o_{pd_name}", "step": f"s_{pd_name}"}
+                "outside": f"o_{pd_name}", "step": f"s_{pd_name}", "lone": f"l_{pd_name}"}
         part = d[KEYS + ["label", "origin", *cols]].rename(columns=cols)
         merged = part if merged is None else merged.merge(
             part.drop(columns=["label", "origin"]), on=KEYS, how="inner")
@@ -146,6 +143,7 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     p = out[[f"p_{n}" for n in names]].to_numpy(np.float64)
     d = out[[f"d_{n}" for n in names]].to_numpy().astype(str)
     outside = out[[f"o_{n}" for n in names]].to_numpy(bool)
+    lone = out[[f"l_{n}" for n in names]].to_numpy(bool)
     min_p = p.min(axis=1)
     fail = failure_mask(out["label"], out["origin"])
     step = out[f"s_{names[0]}"].to_numpy()
@@ -154,20 +152,15 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     p_good = np.ones(len(out))
     inside = ~outside.any(axis=1)
     # BAD: one PD's p-value at or below its share of the target (the conformal rule of
-    # greyzone.conformal_bad_cutoff at max_good_as_bad / k), inside its conditions
-    bad = ((p <= max_good_as_bad / len(names)) & ~outside).any(axis=1)
-    seen = fail.copy()  # failures a DC expert knows of (all, without feedback)
-    passing = 0  # stand-ins for the failures that passed earlier steps unseen
-    for s in np.unique(step):  # in run order: a step's GOOD hides its failures from the next
+    # greyzone.conformal_bad_cutoff at max_good_as_bad / k), inside its conditions, the LS
+    # unusual on its own for that PD (greyzone.decide's ``lone``)
+    bad = ((p <= max_good_as_bad / len(names)) & ~outside & lone).any(axis=1)
+    labelled = fail if known_until is None else fail & (runs < known_until)
+    for s in np.unique(step):
         rows = step == s
-        known = seen & (runs < runs[rows].min())
-        cut = joint_cutoff(np.r_[min_p[known], np.ones(passing)], max_bad_as_good, confidence)
+        cut = joint_cutoff(min_p[labelled & (runs < runs[rows].min())], max_bad_as_good,
+                           confidence)
         p_good[rows] = cut.p_good
-        if feedback:
-            seen[rows & inside & (min_p > cut.p_good) & ~bad] = False
-            if stand_ins and cut.p_good < 1:
-                n_seen = int((seen & rows).sum())
-                passing += int(np.ceil(max_bad_as_good * n_seen / (1 - max_bad_as_good)))
     decision[inside & (min_p > p_good)] = GOOD
     decision[bad] = BAD
     return out[KEYS + ["label", "origin"]].assign(step=step, min_p=min_p, p_good=p_good,

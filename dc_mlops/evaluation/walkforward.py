@@ -37,8 +37,9 @@ from dc_mlops.data.correction import conditions_matrix
 from dc_mlops.detectors.base import Detector
 from dc_mlops.errors import DataError
 from dc_mlops.evaluation.drift import MAX_SCORE_KS, upward_ks
-from dc_mlops.evaluation.greyzone import (GOOD, Cutoffs, conformal_p_values, decide,
-                                          decision_metrics, fit_cutoffs, withhold)
+from dc_mlops.evaluation.greyzone import (GOOD, LONE_P, Cutoffs, conformal_bad_cutoff,
+                                          conformal_p_values, decide, decision_metrics,
+                                          fit_cutoffs, withhold)
 from dc_mlops.evaluation.metrics import detection_metrics
 from dc_mlops.evaluation.protocols import Step
 
@@ -58,6 +59,9 @@ class StepResult:
     n_train: int
     fit_seconds: float
     folds: int = 0  # run folds of the cross-fitted calibration (0: held-out newest runs)
+    # BAD needs an LS's own score (without run context) above this (greyzone.decide's
+    # ``lone``): the conformal cut-off at LONE_P of the calibration LS scored alone
+    t_lone: float = -float("inf")
 
 
 @dataclass
@@ -126,7 +130,8 @@ def _finish(det: Detector, train: pd.DataFrame, calib: pd.DataFrame, known: pd.D
     s_calib = _calibration_scores(det, calib, names, conditions)
     s_bad = _known_bad_scores(det, known, names, conditions)
     cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good)
-    return StepResult(step, det, cut, s_calib, s_bad, len(train), fit_seconds)
+    return StepResult(step, det, cut, s_calib, s_bad, len(train), fit_seconds,
+                      t_lone=_lone_cutoff(det, [calib], names, conditions))
 
 
 def fit_crossfitted(window: pd.DataFrame, known: pd.DataFrame, names: list[str],
@@ -144,19 +149,23 @@ def fit_crossfitted(window: pd.DataFrame, known: pd.DataFrame, names: list[str],
                         f"{int(good.sum())} good LS in {len(runs)} runs cannot be cross-fitted "
                         f"in {folds} run folds (widen the window, or calib_folds=0)")
     t0 = time.perf_counter()
-    parts = []
+    parts, alone = [], []
     for k in range(folds):
         held = np.isin(win_runs, runs[k::folds])
         det = build()
         _fit(det, window[~held & good], names, conditions, context_ls)
         parts.append(_calibration_scores(det, window[held], names, conditions))
+        if det.context_ls:
+            alone.append(_calibration_scores(det, window[held], names, conditions, False))
     det = build()
     _fit(det, window[good], names, conditions, context_ls)
     fit_seconds = time.perf_counter() - t0
     s_calib = np.concatenate(parts)
     s_bad = _known_bad_scores(det, known, names, conditions)
     cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good)
-    return StepResult(step, det, cut, s_calib, s_bad, int(good.sum()), fit_seconds, folds)
+    t_lone = conformal_bad_cutoff(np.concatenate(alone), LONE_P) if alone else -float("inf")
+    return StepResult(step, det, cut, s_calib, s_bad, int(good.sum()), fit_seconds, folds,
+                      t_lone)
 
 
 def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
@@ -165,14 +174,16 @@ def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
              folds: int = 0, context_ls: int = 0, feedback: bool = False) -> WalkForward:
     """Fit, calibrate and certify every step of ``plan``; each LS is certified once.
 
-    ``feedback``: the later steps learn from the labels a DC expert's review would have left
-    (SPEC §4.4), not from the truth: an LS certified GOOD enters the Golden JSON unseen and
-    counts as good from then on, even when it is a failure; the LS sent to review (GREY) or
-    flagged BAD carry the expert's verdict, their label. That is the loop of operation
-    (certify, review the grey zone, retrain on the reviewed Golden JSON), where the failures
-    a certifier lets through are never known again: they train the next certifiers as good
-    LS and are missing from the known bad LS ``t_good`` rests on. The decisions are still
-    measured against the truth (``label``)."""
+    ``feedback``: the later steps learn from what a DC expert's review leaves (SPEC §4.4),
+    the loop of operation (certify, review the grey zone, retrain): an LS certified GOOD
+    enters the Golden JSON unseen and trains the next certifiers as a good LS, even when it
+    is a failure; the LS sent to review (GREY) or flagged BAD carry the expert's verdict
+    (their label). The known bad LS ``t_good`` rests on stay those of the runs before the
+    plan (fully labelled, as when experts certified every LS by hand): the failures a
+    review finds are not a fair sample of the failures (those certified GOOD are never
+    shown), and resting ``t_good`` on them let it climb step by step on the simulated 2018
+    (benchmarks/results/certification_review.md). The decisions are still measured against
+    the truth (``label``)."""
     frame = ls_order(frame)
     runs = frame["runId"].to_numpy()
     known = frame.copy() if feedback else frame
@@ -185,6 +196,7 @@ def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
         if feedback:
             unseen = np.flatnonzero(block)[part["decision"].to_numpy() == GOOD]
             known.iloc[unseen, known.columns.get_loc("label")] = 0
+            known.iloc[np.flatnonzero(block), known.columns.get_loc("judged")] = False
             row["n_failures_unseen"] = int((frame["label"].to_numpy()[unseen] == 1).sum())
         parts.append(part)
         rows.append(row)
@@ -210,7 +222,8 @@ def certify_part(res: StepResult, test: pd.DataFrame, names: list[str],
     part["step"] = index
     part["score"] = scores
     part["p_value"] = conformal_p_values(res.calib_scores, scores)
-    decision = decide(scores, cut.t_good, cut.t_bad, outside)
+    part["lone"] = lone_mask(res.detector, res.t_lone, test, names, conditions)
+    decision = decide(scores, cut.t_good, cut.t_bad, outside, part["lone"].to_numpy())
     part["decision"] = decision if in_domain else withhold(decision)
     part["outside"] = outside
     part["in_domain"] = in_domain
@@ -220,7 +233,9 @@ def certify_part(res: StepResult, test: pd.DataFrame, names: list[str],
            "last_run": int(runs.max()) if len(runs) else -1,
            "n_train_runs": len(res.step.train_runs), "n_calib_runs": len(res.step.calib_runs),
            "n_train_ls": res.n_train, "calib_folds": res.folds,
-           "n_outside_conditions": int(outside.sum()), "score_ks": ks,
+           "n_outside_conditions": int(outside.sum()), "score_ks": ks, "t_lone": res.t_lone,
+           "n_bad_vetoed": int(((scores > cut.t_bad) & ~part["lone"].to_numpy()
+                                & ~outside).sum()),
            "in_domain": bool(in_domain), "fit_seconds": res.fit_seconds,
            "calib_good_median": float(np.median(res.calib_scores)),
            "test_good_median": float(np.median(scores[good])) if good.any() else float("nan"),
@@ -266,12 +281,33 @@ def _outside(det: Detector, part: pd.DataFrame, conditions: str | None) -> np.nd
 
 
 def _calibration_scores(det: Detector, part: pd.DataFrame, names: list[str],
-                        conditions: str | None) -> np.ndarray:
+                        conditions: str | None, context: bool = True) -> np.ndarray:
     """Scores of the good LS of ``part`` inside the detector's conditions range, each scored
     among every LS of its run (the others are never decided automatically, so they do not
-    calibrate a cut-off either)."""
+    calibrate a cut-off either); alone, without run context, with ``context`` False."""
     keep = (part["label"].to_numpy() == 0) & ~_outside(det, part, conditions)
-    return _score(det, part, names, conditions)[keep]
+    return _score(det, part, names, conditions, context)[keep]
+
+
+def _lone_cutoff(det: Detector, calib: list[pd.DataFrame], names: list[str],
+                 conditions: str | None) -> float:
+    """The cut-off an LS's own score must pass for BAD (greyzone.decide's ``lone``): the
+    conformal cut-off at LONE_P of the good calibration LS scored alone; -inf (no veto)
+    for a detector without run context, whose scores are the LS's own already."""
+    if not det.context_ls:
+        return -float("inf")
+    alone = np.concatenate([_calibration_scores(det, c, names, conditions, False)
+                            for c in calib])
+    return conformal_bad_cutoff(alone, LONE_P)
+
+
+def lone_mask(det: Detector, t_lone: float, part: pd.DataFrame, names: list[str],
+              conditions: str | None) -> np.ndarray:
+    """True for the LS of ``part`` whose own score (without run context) is above
+    ``t_lone``: unusual on their own, so they may be flagged BAD."""
+    if not det.context_ls or not np.isfinite(t_lone):
+        return np.ones(len(part), bool)
+    return _score(det, part, names, conditions, False) > t_lone
 
 
 def _known_bad_scores(det: Detector, part: pd.DataFrame, names: list[str],
@@ -287,20 +323,20 @@ def _known_bad_scores(det: Detector, part: pd.DataFrame, names: list[str],
     return _score(det, part, names, conditions)[bad]
 
 
-def _score(det: Detector, part: pd.DataFrame, names: list[str], conditions: str | None
-           ) -> np.ndarray:
-    """Scores of the LS of ``part``. With run context, DCS-bad LS (a detector was off: DCS
-    decided them before any model) take no part in their neighbours' context and get no
-    score (NaN), as in ``certify``."""
+def _score(det: Detector, part: pd.DataFrame, names: list[str], conditions: str | None,
+           context: bool = True) -> np.ndarray:
+    """Scores of the LS of ``part`` (each LS alone with ``context`` False). With run
+    context, DCS-bad LS (a detector was off: DCS decided them before any model) take no part
+    in their neighbours' context and get no score (NaN), as in ``certify``."""
     if len(part) == 0:
         return np.zeros(0)
     if det.context_ls and "origin" in part.columns:
         dcs = part["origin"].to_numpy().astype(str) == "dcs"
         if dcs.any():
             out = np.full(len(part), np.nan)
-            out[~dcs] = _score(det, part[~dcs], names, conditions)
+            out[~dcs] = _score(det, part[~dcs], names, conditions, context)
             return out
     X = part[names].to_numpy(np.float32)
     c = conditions_of(part, conditions)
     runs = part["runId"].to_numpy() if det.context_ls else None
-    return det.score(X, conditions=c, runs=runs)
+    return det.score(X, conditions=c, runs=runs, context=context)

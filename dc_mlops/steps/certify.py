@@ -252,7 +252,8 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
     t = spec["thresholds"]
     t_good, t_bad = _cutoffs(cert, joint)
     outside = None if c is None else cert.detector.conditions_outside(c)
-    decision = decide(scores, t_good, t_bad, outside).astype(object)
+    lone = _lone(cert, X, c, runs, ~low & ~off)
+    decision = decide(scores, t_good, t_bad, outside, lone).astype(object)
     main_c = None if c is None else c.reshape(len(c), -1)[:, 0]  # pile-up (or lumi)
     ok = ~low & ~off
     domain = domain_report(X[ok], names, spec["feature_min"], spec["feature_max"],
@@ -282,15 +283,26 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
     return flags, low_ls, domain, frame[["runId", "lumiId", "label"]]
 
 
-def _scores(det, X: np.ndarray, c: np.ndarray | None, runs: np.ndarray, rows: np.ndarray
-            ) -> np.ndarray:
+def _scores(det, X: np.ndarray, c: np.ndarray | None, runs: np.ndarray, rows: np.ndarray,
+            context: bool = True) -> np.ndarray:
     """Decision values of the LS ``rows`` (NaN elsewhere: low-statistics and DCS-bad LS are
-    not judged, and with run context they take no part in their neighbours' context)."""
+    not judged, and with run context they take no part in their neighbours' context); each
+    LS alone, without run context, with ``context`` False."""
     out = np.full(len(X), np.nan)
     if rows.any():
         out[rows] = det.score(X[rows], None if c is None else c[rows],
-                              runs[rows] if det.context_ls else None)
+                              runs[rows] if det.context_ls else None, context=context)
     return out
+
+
+def _lone(cert: _Certifier, X: np.ndarray, c: np.ndarray | None, runs: np.ndarray,
+          rows: np.ndarray) -> np.ndarray | None:
+    """LS unusual on their own (``greyzone.decide``'s ``lone``, BAD needs it), or None for a
+    certifier without the cut-off (no run context, or made before the rule)."""
+    t_lone = cert.spec["thresholds"].get("t_lone")
+    if not cert.detector.context_ls or t_lone is None or not np.isfinite(t_lone):
+        return None
+    return _scores(cert.detector, X, c, runs, rows, context=False) > t_lone
 
 
 def _top_histograms(cert: _Certifier, X: np.ndarray, c: np.ndarray | None, runs: np.ndarray,

@@ -229,7 +229,8 @@ def certifier_spec(base: dict, model: str, s: EvaluateSettings, final: StepResul
     spec.update(
         model=model, pd=s.pd, conditions=conditions or "none",
         condition_columns=condition_columns(history.columns, conditions),
-        context_ls=final.detector.context_ls, thresholds={"t_good": final.cutoffs.t_good, "t_bad": final.cutoffs.t_bad},
+        context_ls=final.detector.context_ls, thresholds={"t_good": final.cutoffs.t_good, "t_bad": final.cutoffs.t_bad,
+                                                      "t_lone": final.t_lone},
         cutoffs=final.cutoffs.to_dict(), calibration_scores=scores.tolist(),
         known_bad_scores=np.sort(final.bad_scores).tolist(),
         feature_min=X.min(axis=0).tolist(), feature_max=X.max(axis=0).tolist(),

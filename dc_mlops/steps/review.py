@@ -189,7 +189,7 @@ def _update(model: dict, flags: pd.DataFrame, verdicts: pd.DataFrame, summary: d
     before = float(np.mean(decide(score[live], t["t_good"], t["t_bad"]) == GREY)) if live.any() else 0.0
     after = float(np.mean(decide(score[live], cut.t_good, cut.t_bad) == GREY)) if live.any() else 0.0
     spec = dict(spec)
-    spec.update(thresholds={"t_good": cut.t_good, "t_bad": cut.t_bad}, cutoffs=cut.to_dict(),
+    spec.update(thresholds={**t, "t_good": cut.t_good, "t_bad": cut.t_bad}, cutoffs=cut.to_dict(),
                 calibration_scores=calib.tolist(),
                 verified_bad_scores=np.sort(found_bad).tolist(),
                 reviews=int(spec.get("reviews", 0)) + 1)

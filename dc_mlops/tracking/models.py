@@ -74,7 +74,11 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         cut = self.spec.get("thresholds")
         if cut:
             outside = None if conditions is None else self.detector.conditions_outside(conditions)
-            out["decision"] = decide(scores, cut["t_good"], cut["t_bad"], outside)
+            t_lone = cut.get("t_lone")
+            lone = (self.detector.score(X, conditions, runs, context=False) > t_lone
+                    if self.detector.context_ls and t_lone is not None and np.isfinite(t_lone)
+                    else None)
+            out["decision"] = decide(scores, cut["t_good"], cut["t_bad"], outside, lone)
         return out
 
 

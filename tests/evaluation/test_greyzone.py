@@ -139,3 +139,12 @@ def test_withhold_sends_good_and_bad_to_review_and_keeps_the_rest():
     from dc_mlops.evaluation.greyzone import BAD, DCS, GOOD, GREY, LOW, withhold
     d = np.array([GOOD, BAD, GREY, LOW, DCS])
     assert withhold(d).tolist() == [GREY, GREY, GREY, LOW, DCS]
+
+
+def test_bad_needs_the_ls_unusual_on_its_own_and_the_veto_only_makes_grey():
+    from dc_mlops.evaluation.greyzone import BAD, GOOD, GREY
+    scores = np.array([0.5, 5.0, 50.0, 50.0, 50.0])
+    lone = np.array([False, False, True, False, False])
+    outside = np.array([False, False, False, False, True])
+    assert decide(scores, 1.0, 10.0).tolist() == [GOOD, GREY, BAD, BAD, BAD]
+    assert decide(scores, 1.0, 10.0, outside, lone).tolist() == [GOOD, GREY, BAD, GREY, GREY]

@@ -107,7 +107,8 @@ def test_a_block_whose_scores_moved_from_the_calibration_goes_to_review():
 
 def test_with_feedback_later_steps_learn_from_the_reviewed_labels(monkeypatch):
     """An LS certified GOOD counts as good for every later step (review never sees it); the
-    grey and BAD LS keep their label (the expert's verdict); the truth is not touched."""
+    grey and BAD LS keep their label (the expert's verdict); no LS of a reviewed block joins
+    the known bad LS t_good rests on; the truth is not touched."""
     from dc_mlops.evaluation import walkforward
 
     frame = run_offset_frame()
@@ -116,7 +117,7 @@ def test_with_feedback_later_steps_learn_from_the_reviewed_labels(monkeypatch):
     real_fit_step = walkforward.fit_step
 
     def spy(known, *args, **kwargs):
-        seen_labels.append(known[["runId", "lumiId", "label"]].copy())
+        seen_labels.append(known[["runId", "lumiId", "label", "judged"]].copy())
         return real_fit_step(known, *args, **kwargs)
 
     monkeypatch.setattr(walkforward, "fit_step", spy)
@@ -134,6 +135,9 @@ def test_with_feedback_later_steps_learn_from_the_reviewed_labels(monkeypatch):
     assert certified.sum() > 0 and (last.loc[certified, "label_known"] == 0).all()
     rest = before & (last["decision"] != GOOD)
     assert (last.loc[rest, "label_known"] == last.loc[rest, "label"]).all()
+    reviewed = last["runId"].isin([r for s in plan[:-1] for r in s.test_runs])
+    assert reviewed.any() and not last.loc[reviewed, "judged"].any()
+    assert last.loc[~reviewed & (last["label"] == 1), "judged"].all()
     # failures certified GOOD exist in this walk, and they are counted per step
     unseen = int(((d["decision"] == GOOD) & (d["label"] == 1)).sum())
     assert unseen > 0 and wf.steps["n_failures_unseen"].sum() == unseen
@@ -163,3 +167,27 @@ def test_reviewed_blocks_shrink_the_grey_zone_of_a_new_era_within_the_targets():
     assert grey_fed[0] == 1.0 and grey_fed[-1] < 0.5, grey_fed
     m = wf.metrics()
     assert m["test_good_as_bad_rate"] <= 0.02 and m["test_bad_as_good_rate"] <= 0.05, m
+
+
+def test_a_good_ls_next_to_a_failure_block_is_not_flagged_bad_through_its_context():
+    """With run context a good LS beside a strong failure shares part of its shift; BAD
+    needs the LS unusual on its own too, so those LS go to review while the failure block
+    itself stays flagged."""
+    frame = run_offset_frame()
+    per = frame.groupby("runId")["label"].apply(lambda x: int((x == 0).sum()))
+    plan = rolling_steps(per.index.to_numpy(), per.to_numpy(), window_runs=20, calib_runs=2,
+                         step_runs=5, min_train_ls=100, min_calib_ls=50)
+    wf = run_plan(frame, NAMES, plan, lambda: registry.build("pca", n_components=2), None,
+                  0.01, 0.01, folds=4, context_ls=8)
+    d = wf.decisions.merge(wf.steps[["step", "t_bad"]], on="step")
+    above = d["score"] > d["t_bad"]
+    bad = d["decision"] == "BAD"
+    near = (d["label"] == 0) & (d["lumiId"] > N_LS - 10 - 8)  # within 8 LS of the block
+    far = (d["label"] == 0) & ~near
+    # the context alone lifts good LS beside the block above t_bad (the test can fail) ...
+    assert above[near].mean() > 0.05 and above[far].mean() < 0.01
+    # ... the veto sends most of them to review, and takes no failure's BAD flag away
+    assert bad[near].mean() < 0.4 * above[near].mean()
+    failure = d["label"] == 1
+    assert bad[failure].sum() == above[failure].sum() > 0.5 * failure.sum()
+    assert np.isfinite(wf.steps["t_lone"]).all() and wf.steps["n_bad_vetoed"].sum() > 0

@@ -28,6 +28,7 @@ Scoring speed: LS/s of one ``score`` call on JetHT's 2018D LS tiled to ``--speed
     python benchmarks/detectors.py --seeds 0,1                     # the committed table
     python benchmarks/detectors.py --models vanilla_ae --peers "" --pds ZeroBias --out detectors_ae
     python benchmarks/detectors.py --pds JetHT --models mahalanobis,pca --peers ECOD --quick
+    python benchmarks/detectors.py --only speed --models mahalanobis,pca   # speed table only
 """
 from __future__ import annotations
 
@@ -160,7 +161,14 @@ def main() -> None:
     ap.add_argument("--no-pixel", action="store_true")
     ap.add_argument("--out", default="detectors",
                     help="results/<out>.md (a partial run beside the committed table)")
+    ap.add_argument("--only", choices=["speed"],
+                    help="speed: the scoring-speed table alone, printed (no results file)")
     a = ap.parse_args()
+    if a.only == "speed":
+        models = [m for m in a.models.split(",") if m]
+        print(table(["detector", "configuration", "LS", "LS/s"],
+                    speed_rows(models, a.speed_rows, history("2018D"))))
+        return
     pds, models = a.pds.split(","), [m for m in a.models.split(",") if m]
     peers = [p for p in a.peers.split(",") if p]
     seeds = [0] if a.quick else [int(s) for s in a.seeds.split(",")]

@@ -63,18 +63,33 @@ def run_bounds(runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def window_mean(Z: np.ndarray, runs: np.ndarray, k: int) -> np.ndarray:
     """Mean of each row with the rows within ``k`` of it in the same run (centred window,
-    cut at the run's ends). ``k=0`` returns ``Z`` unchanged. Cost O(n x features)."""
+    cut at the run's ends). ``k=0`` returns ``Z`` unchanged. Cost O(n x features).
+
+    One cumulative sum over all rows (a zero row first): a window's sum is the difference
+    of two of its rows. Rows whose whole window lies in their run (most of them) take it
+    from two shifted slices; only the rows within ``k`` of a run's ends look up their
+    window clipped to the run. No Python loop over runs: a batch of many short runs costs
+    the same. The sums carry rounding of the order of 1e-16 times the largest running sum
+    of the batch, far below any score's resolution.
+    """
     Z = np.asarray(Z, dtype=np.float64)
     if k <= 0 or len(Z) == 0:
         return Z
+    n, width = len(Z), 2 * k + 1
+    csum = np.empty((n + 1, Z.shape[1]))
+    csum[0] = 0.0
+    np.cumsum(Z, axis=0, out=csum[1:])
     out = np.empty_like(Z)
-    for a, b in zip(*run_bounds(runs)):
-        n = b - a
-        csum = np.zeros((n + 1, Z.shape[1]))
-        np.cumsum(Z[a:b], axis=0, out=csum[1:])
-        i = np.arange(n)
-        lo, hi = np.maximum(i - k, 0), np.minimum(i + k + 1, n)
-        out[a:b] = (csum[hi] - csum[lo]) / (hi - lo)[:, None]
+    if n > 2 * k:  # rows k .. n-k-1 as if no run ended near them
+        np.subtract(csum[width:], csum[:n - 2 * k], out=out[k:n - k])
+        out[k:n - k] /= width
+    starts, stops = run_bounds(runs)
+    sizes = stops - starts
+    i = np.arange(n)
+    lo = np.maximum(i - k, np.repeat(starts, sizes))
+    hi = np.minimum(i + k + 1, np.repeat(stops, sizes))
+    cut = np.flatnonzero(hi - lo < width)  # near a run's (or the batch's) ends
+    out[cut] = (csum[hi[cut]] - csum[lo[cut]]) / (hi - lo)[cut, None]
     return out
 
 

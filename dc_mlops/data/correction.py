@@ -50,7 +50,7 @@ is then outside the fitted conditions, like an LS at an unseen pile-up, and goes
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -146,38 +146,37 @@ class _Fit1D:
         return self
 
     # ---- applying ---------------------------------------------------------------------
+    # m(c) and s(c) are linear in the fitted values: a basis of c (the quadratic's 1, t, t²,
+    # or the hat weights of the knots) times a coefficient matrix. ConditionsCorrection
+    # stacks these bases of every column into one matrix product at scoring time.
+    @property
+    def centre_values(self) -> np.ndarray:
+        """(n_basis, d): what :meth:`centre_basis` is multiplied with."""
+        return self.centre_ if self.coef_ is None else self.coef_
+
+    def centre_basis(self, c: np.ndarray) -> np.ndarray:
+        """(n, n_basis) basis of m(c): 1, t, t² of the quadratic (``poly``; t is c clamped
+        to the fitted range, scaled to [-1, 1]), or the hat weights of ``knots_`` (linear
+        beyond the outer knots up to the fitted range, clamped beyond it)."""
+        lo, hi = self.range_
+        if self.coef_ is not None:  # poly: the quadratic itself, no table look-up
+            return _quadratic_basis(c, lo, hi)
+        return _hat_basis(c, self.knots_, lo, hi)
+
+    def spread_basis(self, c: np.ndarray) -> np.ndarray:
+        """(n, n_spread_knots) hat weights of s(c): flat beyond the outer knots (the edge
+        bin's spread is all there is to go on there)."""
+        knots = self.spread_knots_
+        return _hat_basis(c, knots, float(knots[0]), float(knots[-1]))
+
     def centre(self, c: np.ndarray) -> np.ndarray:
         """m(c), shape (n, d), with c clamped to the fitted range."""
-        if self.coef_ is not None:  # poly: the quadratic itself, no table look-up
-            lo, hi = self.range_
-            t = ((np.clip(np.asarray(c, dtype=np.float64), lo, hi) - (lo + hi) / 2)
-                 / ((hi - lo) / 2))[:, None]
-            a, b, q = self.coef_
-            return a + t * (b + t * q)
-        return self._interp(self.knots_, self.centre_, c)
+        return self.centre_basis(c) @ self.centre_values
 
     def spread(self, c: np.ndarray) -> np.ndarray:
         """s(c), shape (n, d), never below the floor, c clamped to the fitted range; flat
-        beyond the outer knots (the edge bin's spread is all there is to go on there)."""
-        return self._interp(self.spread_knots_, self.spread_, c, flat_ends=True)
-
-    def _interp(self, knots: np.ndarray, values: np.ndarray, c: np.ndarray,
-                flat_ends: bool = False) -> np.ndarray:
-        """Piecewise-linear in c through (knots, values), linear beyond the outer knots up
-        to the fitted range (flat with ``flat_ends``), flat beyond it (clamped).
-        Vectorised over LS and features."""
-        lo, hi = self.range_
-        if flat_ends:
-            lo, hi = float(knots[0]), float(knots[-1])
-        c = np.clip(np.asarray(c, dtype=np.float64), lo, hi)
-        if len(knots) == 1:
-            return np.broadcast_to(values[0], (len(c), values.shape[1])).copy()
-        i = np.clip(np.searchsorted(knots, c) - 1, 0, len(knots) - 2)
-        w = ((c - knots[i]) / (knots[i + 1] - knots[i]))[:, None]
-        out = values[i + 1] - values[i]
-        out *= w
-        out += values[i]
-        return out
+        beyond the outer knots."""
+        return self.spread_basis(c) @ self.spread_
 
     def subset(self, features: np.ndarray) -> "_Fit1D":
         """The same fit for the ``features`` columns only."""
@@ -205,6 +204,37 @@ class _Fit1D:
         out.overall_spread_ = z[f"overall_spread{tag}"]
         out.coef_ = z[f"coef{tag}"] if f"coef{tag}" in z.files else None
         return out
+
+
+def _quadratic_basis(c: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(n, 3) columns 1, t, t² with t = c clamped to [lo, hi], scaled to [-1, 1]."""
+    t = (np.clip(np.asarray(c, dtype=np.float64), lo, hi) - (lo + hi) / 2) / ((hi - lo) / 2)
+    return np.stack([np.ones_like(t), t, t * t], axis=1)
+
+
+def _hat_basis(c: np.ndarray, knots: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(n, len(knots)) weights of the piecewise-linear interpolation through ``knots`` at c
+    clamped to [lo, hi]: at most two non-zeros per row (1 − w and w on the knots around c),
+    continued linearly beyond the outer knots when [lo, hi] reaches past them (w outside
+    [0, 1]), one knot a constant."""
+    c = np.clip(np.asarray(c, dtype=np.float64), lo, hi)
+    out = np.zeros((len(c), len(knots)))
+    if len(knots) == 1:
+        out[:, 0] = 1.0
+        return out
+    i = np.clip(np.searchsorted(knots, c) - 1, 0, len(knots) - 2)
+    w = (c - knots[i]) / (knots[i + 1] - knots[i])
+    rows = np.arange(len(c))
+    out[rows, i] = 1.0 - w
+    out[rows, i + 1] = w
+    return out
+
+
+class _Stacked(NamedTuple):
+    """The per-column fits a correction applies as one matrix product (see ``_stacked``)."""
+    fits: list[tuple[int, _Fit1D]]  # (condition column, its fit), columns some feature uses
+    centre: np.ndarray  # (sum of the fits' centre bases, d)
+    spread: np.ndarray  # (sum of the fits' spread knots, d)
 
 
 class ConditionsCorrection:
@@ -243,6 +273,7 @@ class ConditionsCorrection:
             if np.isfinite(ratio).all():
                 self.ratio_range_ = (float(ratio.min()), float(ratio.max()))
         self._fits = [f.subset(np.flatnonzero(self.choice_ == j)) for j, f in enumerate(fits)]
+        self._stacked_cache = None
         return self
 
     @property
@@ -256,27 +287,41 @@ class ConditionsCorrection:
                             f"condition column(s) (pile-up, luminosity), got {C.shape[1]}")
         return C
 
-    def _each(self, method: str, c: np.ndarray) -> np.ndarray:
-        C = self._columns(c)
-        out = np.empty((len(C), len(self.choice_)))
-        for j, fit in enumerate(self._fits):
-            cols = self.choice_ == j
-            if cols.any():
-                out[:, cols] = getattr(fit, method)(C[:, j])
-        return out
+    def _stacked(self) -> _Stacked:
+        """The fits of the columns some feature uses, with the coefficients of the centre
+        and of the spread stacked over them, (n_basis, d) each: one column's rows are zero
+        for the features of the other, so one matrix product gives every feature from its
+        own column (no per-column copies into the output). Built once, on first use after
+        fit or load; the saved file holds the per-column fits, as it always did."""
+        if getattr(self, "_stacked_cache", None) is None:
+            used = [(j, f) for j, f in enumerate(self._fits) if (self.choice_ == j).any()]
+
+            def stack(values: list[np.ndarray]) -> np.ndarray:
+                out = np.zeros((sum(len(v) for v in values), len(self.choice_)))
+                row = 0
+                for (j, _), v in zip(used, values):
+                    out[row:row + len(v), self.choice_ == j] = v
+                    row += len(v)
+                return out
+            self._stacked_cache = _Stacked(used, stack([f.centre_values for _, f in used]),
+                                           stack([f.spread_ for _, f in used]))
+        return self._stacked_cache
 
     def centre(self, c: np.ndarray) -> np.ndarray:
         """m(c), shape (n, d), with c clamped to the fitted range."""
-        return self._each("centre", c)
+        stacked, C = self._stacked(), self._columns(c)
+        return np.hstack([f.centre_basis(C[:, j]) for j, f in stacked.fits]) @ stacked.centre
 
     def spread(self, c: np.ndarray) -> np.ndarray:
         """s(c), shape (n, d): see :class:`_Fit1D`."""
-        return self._each("spread", c)
+        stacked, C = self._stacked(), self._columns(c)
+        return np.hstack([f.spread_basis(C[:, j]) for j, f in stacked.fits]) @ stacked.spread
 
     def transform(self, X: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """Residuals (x − m(c)) / s(c) in spread units, float64 (n, d)."""
+        """Residuals (x − m(c)) / s(c) in spread units, float64 (n, d); ``X`` may be
+        float32 (cast on the way, no float64 copy of it is made)."""
         out = self.centre(c)
-        np.subtract(np.asarray(X, dtype=np.float64), out, out=out)
+        np.subtract(np.asarray(X), out, out=out)
         out /= self.spread(c)
         return out
 
@@ -318,6 +363,7 @@ class ConditionsCorrection:
                 out.ratio_range_ = (tuple(float(v) for v in z["ratio_range"])
                                     if "ratio_range" in z.files else None)
         out._fits = fits
+        out._stacked_cache = None
         out.ranges_ = ([tuple(float(v) for v in r) for r in z_ranges] if z_ranges is not None
                        else [f.range_ for f in fits])
         out.range_ = out.ranges_[0]

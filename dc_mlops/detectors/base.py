@@ -195,9 +195,10 @@ class Detector(ABC):
         for start in range(0, X.shape[0], step):
             stop = min(start + step, X.shape[0])
             lo, hi = halo_slices(runs, start, stop, k) if k else (start, stop)
-            batch = X[lo:hi].astype(np.float64, copy=False)
-            if c is not None:
-                batch = self.correction_.transform(batch, c[lo:hi])
+            if c is not None:  # float64 residuals straight from a float32 era
+                batch = self.correction_.transform(X[lo:hi], c[lo:hi])
+            else:
+                batch = X[lo:hi].astype(np.float64, copy=False)
             if k:
                 batch = window_mean(batch, runs[lo:hi], k)[start - lo:stop - lo]
             yield batch

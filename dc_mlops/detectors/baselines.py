@@ -173,12 +173,32 @@ class PCADetector(_SklearnDetector):
             n = min(n, X.shape[1], X.shape[0])
         self.pca_ = PCA(n_components=n, random_state=self.seed).fit(self.scaler_.transform(X))
 
+    def _centred(self, X: np.ndarray) -> np.ndarray:
+        """Scaled LS minus the PCA mean, a new array. MinMax scaling (the default) is the
+        per-feature ``x * scale_ + min_`` scikit-learn computes, here with the PCA mean
+        folded into the offset and without the input checks scikit-learn repeats on every
+        batch (the base has checked the LS)."""
+        if isinstance(self.scaler_, MinMaxScaler) and not self.scaler_.clip:
+            D = X * self.scaler_.scale_
+            D += self.scaler_.min_ - self.pca_.mean_
+            return D
+        return self.scaler_.transform(X) - self.pca_.mean_
+
     def _explain_batch(self, X: np.ndarray) -> np.ndarray:
-        Z = self.scaler_.transform(X)
-        return np.square(Z - self.pca_.inverse_transform(self.pca_.transform(Z)))
+        # inverse_transform(transform(Z)) of the unwhitened PCA: mean + (D Vᵀ) V
+        D = self._centred(X)
+        V = self.pca_.components_
+        D -= (D @ V.T) @ V
+        return np.square(D)
 
     def _score_batch(self, X: np.ndarray) -> np.ndarray:
-        return self._explain_batch(X).sum(axis=1)
+        """|D − (D Vᵀ) V|² = |D|² − |D Vᵀ|² (the rows of V are orthonormal): no (n, d)
+        reconstruction. The difference loses digits only as far as the kept components
+        hold nearly all of an LS's deviation; on the simulated PDs the score is within
+        1e-12 relative of the reconstruction's."""
+        D = self._centred(X)
+        P = D @ self.pca_.components_.T
+        return np.einsum("ij,ij->i", D, D) - np.einsum("ij,ij->i", P, P)
 
 
 class KNNDetector(_SklearnDetector):

@@ -43,3 +43,19 @@ def test_runs_must_be_contiguous_and_one_per_row():
 def test_ls_order_sorts_by_run_then_ls():
     f = pd.DataFrame({"runId": [2, 1, 1], "lumiId": [1, 5, 2]})
     assert ls_order(f)[["runId", "lumiId"]].values.tolist() == [[1, 2], [1, 5], [2, 1]]
+
+
+def test_window_mean_matches_a_mean_taken_run_by_run():
+    """One cumulative sum over the batch gives each run's own centred means: runs of one
+    LS, runs shorter and longer than the window."""
+    rng = np.random.default_rng(3)
+    sizes = np.r_[1, 2, 1, 5, 17, 1, 40, 3, 300, 1, 8, 9, rng.integers(1, 60, 30)]
+    runs = np.repeat(rng.permutation(len(sizes)) * 7 + 100, sizes)
+    Z = rng.normal(size=(len(runs), 4)) * [1, 10, 100, 0.01] + [0, 5, -50, 0]
+    for k in (1, 3, 8, 50):
+        want = np.empty_like(Z)
+        for r in np.unique(runs):
+            rows = np.flatnonzero(runs == r)
+            for p, row in enumerate(rows):
+                want[row] = Z[rows[max(0, p - k):p + k + 1]].mean(axis=0)
+        np.testing.assert_allclose(window_mean(Z, runs, k), want, rtol=1e-10, atol=1e-12)

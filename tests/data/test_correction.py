@@ -163,3 +163,74 @@ def test_conditions_column_errors_name_the_run_and_the_way_out(train, match):
     msg = str(err.value)
     assert "preprocess run abc" in msg and "conditions=none" in msg
     assert match is None or match in msg
+
+
+def _reference_residuals(corr: ConditionsCorrection, X: np.ndarray, c: np.ndarray
+                         ) -> np.ndarray:
+    """(x − m(c)) / s(c) feature by feature from the saved per-column fits, written out
+    the plain way (the quadratic a + t (b + t q), the piecewise-linear tables by
+    ``np.interp``-style look-up): what the stacked matrix products must reproduce."""
+    C = np.asarray(c, dtype=float).reshape(len(c), -1)
+
+    def interp(knots, values, x, lo, hi):
+        x = np.clip(x, lo, hi)
+        if len(knots) == 1:
+            return np.repeat(values[:1], len(x), axis=0)
+        i = np.clip(np.searchsorted(knots, x) - 1, 0, len(knots) - 2)
+        w = ((x - knots[i]) / (knots[i + 1] - knots[i]))[:, None]
+        return values[i] + w * (values[i + 1] - values[i])
+
+    out = np.empty(X.shape)
+    for j, fit in enumerate(corr._fits):
+        cols = np.flatnonzero(corr.choice_ == j)
+        if not len(cols):
+            continue
+        x, (lo, hi) = C[:, j], fit.range_
+        if fit.coef_ is not None:
+            t = ((np.clip(x, lo, hi) - (lo + hi) / 2) / ((hi - lo) / 2))[:, None]
+            a, b, q = fit.coef_
+            m = a + t * (b + t * q)
+        else:
+            m = interp(fit.knots_, fit.centre_, x, lo, hi)
+        k = fit.spread_knots_
+        s = interp(k, fit.spread_, x, k[0], k[-1])
+        out[:, cols] = (X[:, cols] - m) / s
+    return out
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("columns", [1, 2])
+def test_stacked_matrix_products_match_the_per_feature_fits(method, columns, tmp_path):
+    """The correction is applied as two small matrix products over both columns at once;
+    same residuals as the per-column formulas, inside and outside the fitted range, also
+    after save and load and for a file of the single-column format."""
+    X, c, _ = _two_schemes(3000, 0.3)
+    rng = np.random.default_rng(5)
+    X = np.c_[X, rng.normal(size=(len(X), 3)) + c[:, :1] * [0.1, -0.2, 0.0]]
+    c = c if columns == 2 else c[:, 0]
+    corr = ConditionsCorrection(method).fit(X, c)
+    if columns == 2:
+        assert set(corr.choice_.tolist()) == {0, 1}  # both columns take part
+    C = np.asarray(c).reshape(len(c), -1)
+    lo, hi = C.min(axis=0), C.max(axis=0)
+    # new LS: inside, at and beyond both ends of each column's range
+    C_new = rng.uniform(lo - 0.3 * (hi - lo), hi + 0.3 * (hi - lo), size=(4000, C.shape[1]))
+    C_new[:4] = np.stack([lo, hi, lo - 5, hi + 5])
+    c_new = C_new if columns == 2 else C_new[:, 0]
+    X_new = X[rng.integers(0, len(X), len(C_new))] + rng.normal(size=(len(C_new), X.shape[1]))
+    want = _reference_residuals(corr, X_new, c_new)
+    np.testing.assert_allclose(corr.transform(X_new, c_new), want, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(corr.transform(X_new.astype(np.float32), c_new),
+                               _reference_residuals(corr, X_new.astype(np.float32)
+                                                    .astype(float), c_new),
+                               rtol=1e-9, atol=1e-9)
+    corr.save(tmp_path / "c.npz")
+    back = ConditionsCorrection.load(tmp_path / "c.npz")
+    np.testing.assert_allclose(back.transform(X_new, c_new), want, rtol=1e-9, atol=1e-9)
+    if columns == 1:  # the format saved before luminosity could be a column
+        with np.load(tmp_path / "c.npz") as z:
+            old = {k[:-2] if k.endswith("_0") else k: z[k] for k in z.files
+                   if k not in ("n_columns", "choice", "ranges")}
+        np.savez(tmp_path / "old.npz", **old)
+        back = ConditionsCorrection.load(tmp_path / "old.npz")
+        np.testing.assert_allclose(back.transform(X_new, c_new), want, rtol=1e-9, atol=1e-9)

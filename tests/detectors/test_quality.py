@@ -123,3 +123,13 @@ def test_both_checks_catch_a_collapsed_model(split, fitted, inside, null_auc):
     finally:
         layer.set_weights(kept)
     assert det.output_spread(X[good], c[good]) > SPREAD_FLOOR
+
+
+@pytest.mark.parametrize("name", ["mahalanobis", "pca"])
+def test_score_agrees_with_its_float64_per_feature_terms(name, split, fitted):
+    """The scoring shortcuts (mahalanobis whitens in float32, pca reconstructs with two thin
+    products) give the sum of the float64 terms ``explain`` shows, within 1e-5 relative."""
+    logging.getLogger("dc_mlops").setLevel(logging.ERROR)
+    det = fitted(name)
+    X, c = split.X("test"), split.c("test")
+    np.testing.assert_allclose(det.score(X, c), det.explain(X, c).sum(axis=1), rtol=1e-5)

@@ -16,7 +16,8 @@ place only when complete; :func:`dc_mlops.outputs.claim_output`):
 * ``grey_zone.csv``: the LS for human review, most anomalous first (smallest conformal
   p-value), with the histograms that drive each PD's score and an empty ``verdict`` column
   for the DC expert (``review`` reads it back);
-* ``flags.parquet``: one flag per LS and subsystem (decision, score, p-value, PD, model
+* ``flags.parquet``: one flag per LS and subsystem (decision, score, p-value, ``lone``: the LS
+  unusual on its own, which BAD needs; PD, model
   version), the way Run Registry keeps one flag per subsystem;
 * ``low_statistics.csv``: LS a PD could not judge for lack of events;
 * ``summary.json``: counts, automation, the models and versions that decided, their
@@ -275,6 +276,7 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
     base = pd.DataFrame({"runId": runs, "lumiId": lss, "pd": cert.pd,
                          "decision": decision.astype(str), "score": scores,
                          "p_value": conformal_p_values(calib, scores),
+                         "lone": np.ones(len(scores), bool) if lone is None else lone,
                          "model": spec.get("model", ""), "version": cert.version})
     base["top_histograms"] = _top_histograms(
         cert, X, c, runs, ~low & ~off, base["decision"].isin([GREY, BAD]).to_numpy())

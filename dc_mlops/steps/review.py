@@ -186,8 +186,13 @@ def _update(model: dict, flags: pd.DataFrame, verdicts: pd.DataFrame, summary: d
     if len(calib) > MAX_CALIBRATION_SCORES:
         calib = calib[np.linspace(0, len(calib) - 1, MAX_CALIBRATION_SCORES).astype(int)]
     live = np.isin(d, [GOOD, GREY, BAD])
-    before = float(np.mean(decide(score[live], t["t_good"], t["t_bad"]) == GREY)) if live.any() else 0.0
-    after = float(np.mean(decide(score[live], cut.t_good, cut.t_bad) == GREY)) if live.any() else 0.0
+    # certifications made before the lone rule have no column: no veto
+    lone = j["lone"].to_numpy(bool) if "lone" in j else np.ones(len(j), bool)
+
+    def grey(t_good: float, t_bad: float) -> float:
+        return float(np.mean(decide(score[live], t_good, t_bad, lone=lone[live]) == GREY)) \
+            if live.any() else 0.0
+    before, after = grey(t["t_good"], t["t_bad"]), grey(cut.t_good, cut.t_bad)
     spec = dict(spec)
     spec.update(thresholds={**t, "t_good": cut.t_good, "t_bad": cut.t_bad}, cutoffs=cut.to_dict(),
                 calibration_scores=calib.tolist(),

@@ -47,6 +47,7 @@ def test_review_logs_the_labels_and_refreshes_the_production_cutoffs(certified):
     spec = mlflow.pyfunc.load_model(f"models:/{NAME}@production").unwrap_python_model().spec
     old = mlflow.pyfunc.load_model(f"models:/{NAME}/{before.version}").unwrap_python_model().spec
     assert spec["reviews"] == 1
+    assert spec["thresholds"]["t_lone"] == old["thresholds"]["t_lone"]  # the lone rule stays
     assert len(spec["calibration_scores"]) > len(old["calibration_scores"])
     # found bad LS never loosen t_good: it stays within what the fully labelled runs support
     from dc_mlops.evaluation.greyzone import bounded_good_cutoff

@@ -178,6 +178,35 @@ def combined(era: Path, results: dict, picks: dict[str, str | None],
     return m
 
 
+def combined_variants(results: dict, picks: dict[str, str | None], models: list[str],
+                      s: EvaluateSettings) -> list[list]:
+    """All PDs combined with the picks, without the lone rule (an LS above t_bad need not be
+    unusual on its own), and with one detector for every PD: per era, what each choice does
+    to the Golden JSON."""
+    def pick(pd_name: str, m: str | None) -> str:
+        return m or max((wf.metrics()["test_correct_automation_rate"], mm)
+                        for (p, mm), wf in results.items() if p == pd_name)[1]
+
+    variants = [("promote's picks", {p: pick(p, m) for p, m in picks.items()}, True),
+                ("promote's picks, no lone rule", {p: pick(p, m) for p, m in picks.items()},
+                 False)]
+    variants += [(f"{m} for every PD", {p: m for p in picks}, True) for m in models]
+    rows = []
+    for what, chosen_, lone in variants:
+        walks = {p: results[(p, m)].decisions for p, m in chosen_.items()}
+        if not lone:
+            walks = {p: w.assign(lone=True) for p, w in walks.items()}
+        d = combined_walk(walks, s.max_bad_as_good, s.max_good_as_bad)
+        era = walks[next(iter(walks))].set_index(["runId", "lumiId"])["era"]
+        d["era"] = era.reindex(pd.MultiIndex.from_arrays([d["runId"], d["lumiId"]])).to_numpy()
+        for name, part in [("all", d)] + list(d.groupby("era", sort=True)):
+            mt = decision_metrics(part["decision"], part["label"], part["failure"], "c")
+            rows.append([what, name, len(part), f"{mt['c_automation_rate']:.4f}",
+                         f"{mt['c_good_as_bad_rate']:.4f}", f"{mt['c_bad_as_good_rate']:.4f}",
+                         int(mt["c_n_bad"]), f"{mt['c_contamination']:.5f}"])
+    return rows
+
+
 def quarter(steps: list[Step], runs: np.ndarray) -> int:
     """Index of the first step that certifies the last quarter of ``runs``."""
     cut = runs[int(len(runs) * 0.75)]
@@ -453,6 +482,11 @@ def main() -> None:
               f"{m['era_bad_as_good_rate']:.4f}", int(m["era_n_bad"]),
               f"{m['era_contamination']:.5f}", m["steps_supported"],
               f"{m['unflagged_certified_good']} of {m['unflagged_in_walk']}"]])))
+        sections.append(("All PDs combined: promote's picks, the lone rule off, one detector "
+                         "for every PD, per era", table(
+                             ["combination", "era", "LS", "automation", "good→BAD", "bad→GOOD",
+                              "failure LS", "contamination"],
+                             combined_variants(results, picks, models, s))))
     sections += review_sections(era, pds, picks, s, results)
     if not args.skip_peer:
         try:

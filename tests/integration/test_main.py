@@ -33,11 +33,11 @@ def test_main_runs_every_step_and_prints_how_to_open_the_ui(main_store):
     assert read_certjson(folder / "certified_golden.json").n_ls == counts["ls_good"]
     # the outcome, against the new era's Golden JSON: failures kept out of the Golden JSON
     # (certifying GOOD without the known failures to support it let 3.9 % of them through,
-    # with unjudged subsystems 80 %: both fail here); good->BAD measured 1.2 % on these 5000
-    # LS against the 1 % target (run context shares strong failures' shifts with the good
-    # LS next to them; README "what to expect"): this bound catches it getting worse
+    # with unjudged subsystems 80 %: both fail here); good->BAD at its 1 % target: 1.2 % on
+    # these 5000 LS before BAD needed the LS unusual on its own (run context shares strong
+    # failures' shifts with the good LS next to them), 0 % since (README "what to expect")
     assert not summary["bad_as_good_rate"] > 0.01, summary["bad_as_good_rate"]
-    assert not summary["good_as_bad_rate"] > 0.02, summary["good_as_bad_rate"]
+    assert not summary["good_as_bad_rate"] > 0.01, summary["good_as_bad_rate"]
     assert counts["ls_good"] > 0.1 * counts["ls_total"], "little or nothing certified GOOD"
     # nothing is GOOD for the Golden JSON while a subsystem is not judged, and main says so
     if summary.get("not_judged"):
@@ -61,7 +61,7 @@ def test_main_measures_the_combined_decision_on_its_walk(main_store):
     assert m["walk_n_bad"] > 500  # enough failures to measure bad->GOOD at 1 %
     assert m["walk_good_as_bad_rate"] <= 0.01, m["walk_good_as_bad_rate"]
     # the GOOD cut-off is a 95 % bound at 1 %: the realised rate may pass it by chance (one
-    # standard deviation is 0.3 % on ~1000 failure LS); measured 1.03 %, contamination 0.09 %
+    # standard deviation is 0.3 % on ~1000 failure LS); measured 0.84 %, contamination 0.08 %
     assert m["walk_bad_as_good_rate"] <= 0.015, m["walk_bad_as_good_rate"]
     assert m["walk_contamination"] <= 0.0015, m["walk_contamination"]
     assert m["walk_good_certified_rate"] > 0.3, m["walk_good_certified_rate"]

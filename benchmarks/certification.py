@@ -35,6 +35,7 @@ took 18 minutes on a loaded machine: 52 steps of 5 fits each).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -53,9 +54,8 @@ from dc_mlops.data.features import MIN_EVENTS  # noqa: E402
 from dc_mlops.data.lstable import LabelOptions, load_ls_table  # noqa: E402
 from dc_mlops.detectors import registry  # noqa: E402
 from dc_mlops.evaluation.combined import combined_walk  # noqa: E402
-from dc_mlops.evaluation.drift import MAX_SCORE_KS, upward_ks  # noqa: E402
-from dc_mlops.evaluation.greyzone import (GOOD, GREY, decide,  # noqa: E402
-                                          decision_metrics, refresh_cutoffs, withhold)
+from dc_mlops.evaluation.greyzone import (GOOD, GREY, decision_metrics,  # noqa: E402
+                                          refresh_cutoffs)
 from dc_mlops.evaluation.protocols import Step, latest_window, rolling_steps  # noqa: E402
 from dc_mlops.evaluation.selection import rank, summarise  # noqa: E402
 from dc_mlops.evaluation.walkforward import certify_part, fit_step, ls_order, run_plan  # noqa: E402
@@ -251,14 +251,11 @@ def review_stream(era: Path, pds: list[str], picks: dict, s: EvaluateSettings,
                        s.max_bad_as_good, s.calib_folds, s.context_ls)
         cut, calib, found_bad = res.cutoffs, res.calib_scores, np.zeros(0)
         for b, st in enumerate(steps[first:]):
-            part, _ = certify_part(res, frame[frame["runId"].isin(st.test_runs)], names,
+            # the product's decision (lone rule, domain check) with the refreshed cut-offs
+            part, _ = certify_part(dataclasses.replace(res, cutoffs=cut, calib_scores=calib),
+                                   frame[frame["runId"].isin(st.test_runs)], names,
                                    s.conditions)
-            score = part["score"].to_numpy()
-            d = decide(score, cut.t_good, cut.t_bad, part["outside"].to_numpy(bool),
-                       part["lone"].to_numpy(bool))
-            inside = np.isfinite(score) & ~part["outside"].to_numpy(bool)
-            if upward_ks(score[inside], calib) > MAX_SCORE_KS:  # out of its domain
-                d = withhold(d)
+            score, d = part["score"].to_numpy(), part["decision"].to_numpy()
             y = part["label"].to_numpy()
             seen = (d != GOOD) & np.isfinite(score)  # the expert reviews grey and BAD LS
             found_bad = np.r_[found_bad, score[seen & (y == 1) & part["judged"].to_numpy(bool)]]

@@ -141,7 +141,6 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
             part.drop(columns=["label", "origin"]), on=KEYS, how="inner")
     out = merged.sort_values(KEYS, kind="stable").reset_index(drop=True)
     p = out[[f"p_{n}" for n in names]].to_numpy(np.float64)
-    d = out[[f"d_{n}" for n in names]].to_numpy().astype(str)
     outside = out[[f"o_{n}" for n in names]].to_numpy(bool)
     lone = out[[f"l_{n}" for n in names]].to_numpy(bool)
     min_p = p.min(axis=1)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import dataclasses
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -152,6 +153,16 @@ def decide(scores: np.ndarray, t_good: float, t_bad: float,
     if outside is not None:
         d = np.where(np.asarray(outside, dtype=bool), GREY, d)
     return d
+
+
+def lone_flags(t_lone: float | None, score_alone: Callable[[], np.ndarray]
+               ) -> np.ndarray | None:
+    """``decide``'s ``lone``: each LS's own score (``score_alone()``, the detector without
+    run context) above ``t_lone``; None (no veto) when there is no finite ``t_lone``: a
+    detector without run context, or a certifier made before the rule."""
+    if t_lone is None or not np.isfinite(t_lone):
+        return None
+    return np.asarray(score_alone(), dtype=np.float64) > t_lone
 
 
 def withhold(decisions: np.ndarray) -> np.ndarray:

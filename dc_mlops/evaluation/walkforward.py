@@ -39,7 +39,7 @@ from dc_mlops.errors import DataError
 from dc_mlops.evaluation.drift import MAX_SCORE_KS, upward_ks
 from dc_mlops.evaluation.greyzone import (GOOD, LONE_P, Cutoffs, conformal_bad_cutoff,
                                           conformal_p_values, decide, decision_metrics,
-                                          fit_cutoffs, withhold)
+                                          fit_cutoffs, lone_flags, withhold)
 from dc_mlops.evaluation.metrics import detection_metrics
 from dc_mlops.evaluation.protocols import Step
 
@@ -130,8 +130,10 @@ def _finish(det: Detector, train: pd.DataFrame, calib: pd.DataFrame, known: pd.D
     s_calib = _calibration_scores(det, calib, names, conditions)
     s_bad = _known_bad_scores(det, known, names, conditions)
     cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good)
+    alone = ([_calibration_scores(det, calib, names, conditions, False)]
+             if det.context_ls else [])
     return StepResult(step, det, cut, s_calib, s_bad, len(train), fit_seconds,
-                      t_lone=_lone_cutoff(det, [calib], names, conditions))
+                      t_lone=_lone_cutoff(alone))
 
 
 def fit_crossfitted(window: pd.DataFrame, known: pd.DataFrame, names: list[str],
@@ -163,9 +165,8 @@ def fit_crossfitted(window: pd.DataFrame, known: pd.DataFrame, names: list[str],
     s_calib = np.concatenate(parts)
     s_bad = _known_bad_scores(det, known, names, conditions)
     cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good)
-    t_lone = conformal_bad_cutoff(np.concatenate(alone), LONE_P) if alone else -float("inf")
     return StepResult(step, det, cut, s_calib, s_bad, int(good.sum()), fit_seconds, folds,
-                      t_lone)
+                      _lone_cutoff(alone))
 
 
 def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
@@ -182,7 +183,7 @@ def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
     plan (fully labelled, as when experts certified every LS by hand): the failures a
     review finds are not a fair sample of the failures (those certified GOOD are never
     shown), and resting ``t_good`` on them let it climb step by step on the simulated 2018
-    (benchmarks/results/certification_review.md). The decisions are still measured against
+    (benchmarks/results/certification_review_naive.md). The decisions are still measured against
     the truth (``label``)."""
     frame = ls_order(frame)
     runs = frame["runId"].to_numpy()
@@ -222,7 +223,8 @@ def certify_part(res: StepResult, test: pd.DataFrame, names: list[str],
     part["step"] = index
     part["score"] = scores
     part["p_value"] = conformal_p_values(res.calib_scores, scores)
-    part["lone"] = lone_mask(res.detector, res.t_lone, test, names, conditions)
+    lone = lone_flags(res.t_lone, lambda: _score(res.detector, test, names, conditions, False))
+    part["lone"] = np.ones(len(test), bool) if lone is None else lone
     decision = decide(scores, cut.t_good, cut.t_bad, outside, part["lone"].to_numpy())
     part["decision"] = decision if in_domain else withhold(decision)
     part["outside"] = outside
@@ -289,25 +291,12 @@ def _calibration_scores(det: Detector, part: pd.DataFrame, names: list[str],
     return _score(det, part, names, conditions, context)[keep]
 
 
-def _lone_cutoff(det: Detector, calib: list[pd.DataFrame], names: list[str],
-                 conditions: str | None) -> float:
+def _lone_cutoff(alone: list[np.ndarray]) -> float:
     """The cut-off an LS's own score must pass for BAD (greyzone.decide's ``lone``): the
-    conformal cut-off at LONE_P of the good calibration LS scored alone; -inf (no veto)
-    for a detector without run context, whose scores are the LS's own already."""
-    if not det.context_ls:
-        return -float("inf")
-    alone = np.concatenate([_calibration_scores(det, c, names, conditions, False)
-                            for c in calib])
-    return conformal_bad_cutoff(alone, LONE_P)
-
-
-def lone_mask(det: Detector, t_lone: float, part: pd.DataFrame, names: list[str],
-              conditions: str | None) -> np.ndarray:
-    """True for the LS of ``part`` whose own score (without run context) is above
-    ``t_lone``: unusual on their own, so they may be flagged BAD."""
-    if not det.context_ls or not np.isfinite(t_lone):
-        return np.ones(len(part), bool)
-    return _score(det, part, names, conditions, False) > t_lone
+    conformal cut-off at LONE_P of the good calibration LS scored alone (``alone``, by
+    part); -inf (no veto) without them: a detector without run context, whose scores are
+    the LS's own already."""
+    return conformal_bad_cutoff(np.concatenate(alone), LONE_P) if alone else -float("inf")
 
 
 def _known_bad_scores(det: Detector, part: pd.DataFrame, names: list[str],

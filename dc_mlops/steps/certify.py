@@ -52,7 +52,7 @@ from dc_mlops.evaluation.combined import (JointCutoff, joint_cutoff, joint_failu
 from dc_mlops.evaluation.drift import domain_report
 from dc_mlops.evaluation.greyzone import (BAD, DCS, GOOD, GREY, LOW, combine,
                                           conformal_p_values, decide, decision_metrics,
-                                          withhold)
+                                          lone_flags, withhold)
 from dc_mlops.outputs import claim_output
 from dc_mlops.settings import CertifySettings
 from dc_mlops.tracking import runs as tr
@@ -253,7 +253,8 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
     t = spec["thresholds"]
     t_good, t_bad = _cutoffs(cert, joint)
     outside = None if c is None else cert.detector.conditions_outside(c)
-    lone = _lone(cert, X, c, runs, ~low & ~off)
+    lone = lone_flags(t.get("t_lone"),
+                      lambda: _scores(cert.detector, X, c, runs, ~low & ~off, context=False))
     decision = decide(scores, t_good, t_bad, outside, lone).astype(object)
     main_c = None if c is None else c.reshape(len(c), -1)[:, 0]  # pile-up (or lumi)
     ok = ~low & ~off
@@ -295,16 +296,6 @@ def _scores(det, X: np.ndarray, c: np.ndarray | None, runs: np.ndarray, rows: np
         out[rows] = det.score(X[rows], None if c is None else c[rows],
                               runs[rows] if det.context_ls else None, context=context)
     return out
-
-
-def _lone(cert: _Certifier, X: np.ndarray, c: np.ndarray | None, runs: np.ndarray,
-          rows: np.ndarray) -> np.ndarray | None:
-    """LS unusual on their own (``greyzone.decide``'s ``lone``, BAD needs it), or None for a
-    certifier without the cut-off (no run context, or made before the rule)."""
-    t_lone = cert.spec["thresholds"].get("t_lone")
-    if not cert.detector.context_ls or t_lone is None or not np.isfinite(t_lone):
-        return None
-    return _scores(cert.detector, X, c, runs, rows, context=False) > t_lone
 
 
 def _top_histograms(cert: _Certifier, X: np.ndarray, c: np.ndarray | None, runs: np.ndarray,

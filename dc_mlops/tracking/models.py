@@ -29,7 +29,7 @@ from dc_mlops.data.correction import conditions_matrix
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors.base import Detector
 from dc_mlops.errors import DataError
-from dc_mlops.evaluation.greyzone import decide
+from dc_mlops.evaluation.greyzone import decide, lone_flags
 
 PIP_REQUIREMENTS = ["dc_mlops", "mlflow==3.17.2", "tensorflow==2.21.0", "keras==3.15.1",
                     "scikit-learn==1.9.1", "pandas", "numpy", "pyarrow"]
@@ -74,10 +74,8 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         cut = self.spec.get("thresholds")
         if cut:
             outside = None if conditions is None else self.detector.conditions_outside(conditions)
-            t_lone = cut.get("t_lone")
-            lone = (self.detector.score(X, conditions, runs, context=False) > t_lone
-                    if self.detector.context_ls and t_lone is not None and np.isfinite(t_lone)
-                    else None)
+            lone = lone_flags(cut.get("t_lone"), lambda: self.detector.score(
+                X, conditions, runs, context=False))
             out["decision"] = decide(scores, cut["t_good"], cut["t_bad"], outside, lone)
         return out
 

@@ -6,8 +6,9 @@ rates that hold, on the 2018 run/LS structure?
    Golden JSON), the four PDs at once: per PD and detector, the same walk ``evaluate`` runs
    (:func:`dc_mlops.evaluation.walkforward.run_plan`, the ``evaluate`` defaults for the
    windows and targets): automation, correct automation, good->BAD, bad->GOOD, contamination
-   and ROC AUC on the PD's own failures. Then **all PDs combined** per LS with the detector
-   ``promote`` would choose for each PD (the best meeting both targets), decided by the
+   and ROC AUC on the PD's own failures. Then **all PDs combined** per LS with the detectors
+   ``promote pd=all`` would choose (the combination of target-meeting detectors whose
+   combined walk meets both targets and decides the most; beside it each PD's own pick), decided by the
    product's own :func:`dc_mlops.evaluation.combined.combined_walk` (the combined cut-offs of
    ``certify pd=all``), measured on the flagged failures of every subsystem (unflagged
    failures of the truth table certified GOOD are counted too).
@@ -57,7 +58,7 @@ from dc_mlops.evaluation.combined import combined_walk  # noqa: E402
 from dc_mlops.evaluation.greyzone import (GOOD, GREY, decision_metrics,  # noqa: E402
                                           refresh_cutoffs)
 from dc_mlops.evaluation.protocols import Step, latest_window, rolling_steps  # noqa: E402
-from dc_mlops.evaluation.selection import rank, summarise  # noqa: E402
+from dc_mlops.evaluation.selection import rank, rank_combinations, summarise  # noqa: E402
 from dc_mlops.evaluation.walkforward import certify_part, fit_step, ls_order, run_plan  # noqa: E402
 from dc_mlops.settings import PDS, EvaluateSettings, SimulateSettings  # noqa: E402
 from dc_mlops.steps.evaluate import certifier_spec  # noqa: E402
@@ -154,6 +155,31 @@ def chosen(results: dict, pd_name: str, s: EvaluateSettings) -> str | None:
     return str(r.iloc[0]["model"]) if r.iloc[0]["meets_targets"] else None
 
 
+def combination(results: dict, pds: list[str], s: EvaluateSettings
+                ) -> tuple[dict[str, str | None], str]:
+    """What ``promote pd=all`` would put in Production: the best combination, by the combined
+    walk, of the detectors meeting their PD's targets (:func:`rank_combinations`), else each
+    PD's own pick; and a line saying which rule chose."""
+    own = {p: chosen(results, p, s) for p in pds}
+    options = {}
+    for p in pds:
+        rows = [{"model": m, "seed": 0, **wf.metrics()} for (q, m), wf in results.items()
+                if q == p and not m.startswith("pyod:")]
+        r = rank(summarise(pd.DataFrame(rows)), s.max_good_as_bad, s.max_bad_as_good)
+        options[p] = {str(x.model): results[(p, str(x.model))].decisions
+                      for x in r.itertuples() if x.meets_targets}
+    if len(pds) < len(PDS) or not all(options.values()):
+        return own, "each PD's own pick (a PD has no detector meeting its targets)"
+    ranking = rank_combinations(options, s.max_good_as_bad, s.max_bad_as_good)
+    top = ranking.iloc[0]
+    if not top["meets_targets"]:
+        return own, (f"each PD's own pick (none of {len(ranking)} combinations meets the "
+                     f"targets on the combined walk; best: {top['why_not']})")
+    return ({p: str(top[p]) for p in pds},
+            f"promote pd=all: the best of {int(ranking['meets_targets'].sum())} combinations "
+            f"(of {len(ranking)}) meeting both targets on the combined walk")
+
+
 def combined(era: Path, results: dict, picks: dict[str, str | None],
              s: EvaluateSettings) -> dict:
     """All PDs per LS, as ``certify pd=all`` decides (the product's combined cut-offs), with
@@ -180,14 +206,17 @@ def combined(era: Path, results: dict, picks: dict[str, str | None],
 
 def combined_variants(results: dict, picks: dict[str, str | None], models: list[str],
                       s: EvaluateSettings) -> list[list]:
-    """All PDs combined with the picks, without the lone rule (an LS above t_bad need not be
-    unusual on its own), and with one detector for every PD: per era, what each choice does
-    to the Golden JSON."""
+    """All PDs combined with promote's picks, with each PD's own pick (``promote pd=<PD>``),
+    without the lone rule (an LS above t_bad need not be unusual on its own), and with one
+    detector for every PD: per era, what each choice does to the Golden JSON."""
     def pick(pd_name: str, m: str | None) -> str:
         return m or max((wf.metrics()["test_correct_automation_rate"], mm)
                         for (p, mm), wf in results.items() if p == pd_name)[1]
 
+    own = {p: pick(p, chosen(results, p, s)) for p in picks}
     variants = [("promote's picks", {p: pick(p, m) for p, m in picks.items()}, True),
+                ("each PD's own pick (" + ", ".join(f"{p} {m}" for p, m in own.items()) + ")",
+                 own, True),
                 ("promote's picks, no lone rule", {p: pick(p, m) for p, m in picks.items()},
                  False)]
     variants += [(f"{m} for every PD", {p: m for p in picks}, True) for m in models]
@@ -464,11 +493,11 @@ def main() -> None:
     sections.append(("The same walks per era", table(
         ["PD", "detector", "era", "LS", "automation", "good→BAD", "bad→GOOD", "judged bad LS"],
         per_era_rows(results))))
-    picks = {p: chosen(results, p, s) for p in pds}
+    picks, rule = combination(results, pds, s)
     if len(pds) == len(PDS):
         m = combined(era, results, picks, s)
         sections.append(("All PDs combined per LS, the combined cut-offs of certify pd=all "
-                         "(the detector promote would choose per PD: "
+                         "(the detectors promote would choose, " + rule + ": "
                          + ", ".join(f"{p} {v or 'none meets the targets: the most automating'}"
                                      for p, v in picks.items()) + ")", table(
             ["LS", "automation", "GOOD", "correct automation", "good→BAD", "bad→GOOD",
@@ -479,8 +508,8 @@ def main() -> None:
               f"{m['era_bad_as_good_rate']:.4f}", int(m["era_n_bad"]),
               f"{m['era_contamination']:.5f}", m["steps_supported"],
               f"{m['unflagged_certified_good']} of {m['unflagged_in_walk']}"]])))
-        sections.append(("All PDs combined: promote's picks, the lone rule off, one detector "
-                         "for every PD, per era", table(
+        sections.append(("All PDs combined: promote's picks, each PD's own pick, the lone "
+                         "rule off, one detector for every PD, per era", table(
                              ["combination", "era", "LS", "automation", "good→BAD", "bad→GOOD",
                               "failure LS", "contamination"],
                              combined_variants(results, picks, models, s))))

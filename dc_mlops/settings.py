@@ -352,11 +352,14 @@ class PromoteSettings(_Validated):
     """Make the best evaluated candidate the Production certifier, if it meets the targets
     and beats the champion."""
 
-    pd: str = _p("JetHT", "primary dataset (registered model dc-certifier-<pd>)",
-                 pd_name())
+    pd: str = _p("JetHT", "primary dataset (registered model dc-certifier-<pd>), or 'all': "
+                          "the combination of one candidate per PD that is best for the Golden "
+                          "JSON (the PDs' walks combined per LS)",
+                 pd_name(allow_all=True))
     metric: str = _p("test_correct_automation_rate", "figure to maximise among the "
                      "candidates that meet both error-rate targets")
-    evaluation_run: str = _p("", "run id of the evaluate run; empty: the latest of the PD")
+    evaluation_run: str = _p("", "run id of the evaluate run; empty: the latest of the PD "
+                                 "(pd=all: one per PD, comma-separated, or empty)")
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,6 @@ from dc_mlops.tracking.ui import run_name
 log = logging.getLogger("dc_mlops")
 STEP = "certify"
 TOP_HISTOGRAMS = 3
-MULTI_PD_EXPERIMENT = "dc-mlops"
 
 
 @dataclass(frozen=True)
@@ -164,7 +163,7 @@ def run_certify(s: CertifySettings) -> CertifyResult:
                summary)
         single = len(certifiers) == 1
         exp = tr.ensure_experiment(tr.experiment_name(certifiers[0].pd) if single
-                                   else MULTI_PD_EXPERIMENT)
+                                   else tr.MULTI_PD_EXPERIMENT)
         name = run_name(STEP, pd="all" if len(certifiers) == 4 else "+".join(
             c.pd for c in certifiers), era=Path(s.data).name)
         with tr.tracked_run(exp, STEP, name, tags={tr.TAG_PD: s.pd, "dc_mlops.models": json.dumps(

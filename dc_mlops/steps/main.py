@@ -2,8 +2,9 @@
 
 simulate the history (runs of 2018D, the four PDs on the same runs, LS, conditions and
 failures) -> per PD: preprocess -> walk-forward evaluation of two detectors (the rolling
-protocol) -> promote the best that meets the targets -> the PDs' walks combined per LS, as
-``certify pd=all`` decides (:mod:`dc_mlops.evaluation.combined`) -> simulate new runs of
+protocol) -> promote, for all PDs at once, the combination of detectors whose walks combined
+per LS, as ``certify pd=all`` decides (:mod:`dc_mlops.evaluation.combined`), meet the
+targets and decide the most (``promote pd=all``) -> simulate new runs of
 2018D (another seed) -> certify them for all PDs together -> print an honest summary: how
 much was decided automatically, the measured rates against the truth, which model and
 version decided for each PD, and a loud line for anything wrong (a detector ranking
@@ -47,7 +48,7 @@ MAIN_MODELS = "mahalanobis,pca"
 MAIN_SEEDS = "0"
 HISTORY_ERAS = "2018D"
 NEW_ERA = "2018D"
-MAIN_EXPERIMENT = "dc-mlops"
+MAIN_EXPERIMENT = tr.MULTI_PD_EXPERIMENT
 
 
 def main_walk(n_runs: int) -> dict:
@@ -86,15 +87,23 @@ def run_main(s: MainSettings) -> dict:
     pds = list(PDS) if s.pd == "all" else [s.pd]
     history = _simulated(s.pd, HISTORY_ERAS, s.n_ls, s.seed)
     new_era = _simulated(s.pd, NEW_ERA, max(s.n_ls // 8, 2000), s.seed + 1)
-    results = []
+    evaluated = []
+    combination = None
     with detached_from_launcher():  # under `mlflow run`, the launcher points at main's run
         for pd_name in pds:
             pre = run_preprocess(PreprocessSettings(pd=pd_name, data=str(history)))
             walk = main_walk(_n_runs(history))
             ev = run_evaluate(EvaluateSettings(pd=pd_name, models=MAIN_MODELS, seeds=MAIN_SEEDS,
                                                preprocess_run=pre.run_id, **walk))
-            promo = run_promote(PromoteSettings(pd=pd_name, evaluation_run=ev.run_id))
-            results.append(_PDResult(pd_name, pre.run_id, ev, promo))
+            evaluated.append((pd_name, pre.run_id, ev))
+        if len(pds) > 1:  # the combination that is best for the Golden JSON
+            combination = run_promote(PromoteSettings(
+                pd="all", evaluation_run=",".join(ev.run_id for *_, ev in evaluated)))
+            promos = combination.per_pd
+        else:
+            promos = {pds[0]: run_promote(PromoteSettings(pd=pds[0],
+                                                          evaluation_run=evaluated[0][2].run_id))}
+        results = [_PDResult(p, pre, ev, promos[p]) for p, pre, ev in evaluated]
         walk = _combined(results, EvaluateSettings().max_bad_as_good,
                          EvaluateSettings().max_good_as_bad)
         certifiable = [r.pd for r in results if r.promotion.production]
@@ -104,7 +113,7 @@ def run_main(s: MainSettings) -> dict:
             # pd=all: the Golden JSON needs every subsystem judged (certify says which are not)
             cert = run_certify(CertifySettings(pd=s.pd if s.pd != "all" else "all",
                                                data=str(new_era), out=str(out)))
-    lines = summary_lines(s, results, cert, walk)
+    lines = summary_lines(s, results, cert, walk, combination)
     exp = tr.ensure_experiment(MAIN_EXPERIMENT)
     with tr.tracked_run(exp, "main", run_name("main", pd=s.pd),
                         tags={tr.TAG_PD: s.pd, **{f"dc_mlops.evaluation_run.{r.pd}":
@@ -127,14 +136,18 @@ def run_main(s: MainSettings) -> dict:
 
 def _combined(results: list[_PDResult], max_bad_as_good: float, max_good_as_bad: float
               ) -> tuple[pd.DataFrame, dict] | None:
-    """The PDs' walks combined per LS (each PD's best candidate), with SPEC §4.2 figures on
-    the flagged failures of every subsystem (``walk_*``); None for one PD."""
+    """The PDs' walks combined per LS (each PD's Production certifier when it was walked in
+    this evaluation, else its best candidate), with SPEC §4.2 figures on the flagged failures
+    of every subsystem (``walk_*``); None for one PD."""
     if len(results) < 2:
         return None
     walks = {}
     for r in results:
-        best = best_seed(r.evaluation.candidates, r.evaluation.comparison.iloc[0]["model"])
-        walks[r.pd] = tr.read_parquet_artifact(best["candidate_run_id"], "decisions.parquet")
+        runs = set(r.evaluation.candidates["candidate_run_id"])
+        run = r.promotion.production_run if r.promotion.production_run in runs else \
+            best_seed(r.evaluation.candidates, r.evaluation.comparison.iloc[0]["model"]
+                      )["candidate_run_id"]
+        walks[r.pd] = tr.read_parquet_artifact(run, "decisions.parquet")
     d = combined_walk(walks, max_bad_as_good, max_good_as_bad)
     m = decision_metrics(d["decision"], d["label"], d["failure"], "walk")
     supported = d.groupby("step")["p_good"].first() < 1
@@ -149,7 +162,7 @@ def _n_runs(era: Path) -> int:
 
 
 def summary_lines(s: MainSettings, results: list[_PDResult], cert,
-                  walk: tuple[pd.DataFrame, dict] | None = None) -> list[str]:
+                  walk: tuple[pd.DataFrame, dict] | None = None, combination=None) -> list[str]:
     """What a DC expert reads at the end: per PD, the PDs combined over the walk, the
     certified new runs, then any alarm."""
     alarms: list[str] = []
@@ -159,18 +172,23 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert,
              f"Walk-forward over the history (each LS certified once, by models that saw only "
              f"earlier runs); targets good->BAD <= {target_gab:.0%}, bad->GOOD <= "
              f"{target_bag:.0%}",
-             f"{'PD':<11} {'best now':<12} {'Production':>15} {'correct auto':>12} "
+             "Each PD alone, on the failures of its own subsystems (the Golden JSON needs every "
+             "PD: see 'All PDs together')",
+             f"{'PD':<11} {'best alone':<12} {'Production':>15} {'decided right':>13} "
              f"{'good->BAD':>9} {'bad->GOOD':>9} {'ROC AUC':>7}"]
     for r in results:
         comp = r.evaluation.comparison
         best = comp.iloc[0]
         promo = r.promotion
         version = f"v{promo.production} {promo.production_model}" if promo.production else "none"
+        # the figures of what certifies now, when it was walked here; else the best alone
+        shown = comp[comp["model"] == promo.production_model]
+        shown = shown.iloc[0] if len(shown) else best
         lines.append(f"{r.pd:<11} {best['model']:<12} {version:>15} "
-                     f"{best['test_correct_automation_rate_mean']:>12.3f} "
-                     f"{best['test_good_as_bad_rate_mean']:>9.4f} "
-                     f"{best['test_bad_as_good_rate_mean']:>9.4f} "
-                     f"{best['test_roc_auc_mean']:>7.3f}")
+                     f"{shown['test_correct_automation_rate_mean']:>13.3f} "
+                     f"{shown['test_good_as_bad_rate_mean']:>9.4f} "
+                     f"{shown['test_bad_as_good_rate_mean']:>9.4f} "
+                     f"{shown['test_roc_auc_mean']:>7.3f}")
         for row in comp.itertuples():
             if row.test_roc_auc_mean < 0.5:
                 alarms.append(f"!! {r.pd} {row.model}: ROC AUC {row.test_roc_auc_mean:.3f} ranks "
@@ -180,6 +198,14 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert,
         elif not best["meets_targets"]:
             alarms.append(f"!! {r.pd}: no detector of this evaluation meets the targets "
                           f"({best['why_not']}); Production stays version {promo.production}")
+    if combination is not None and combination.combination:
+        state = "promoted" if combination.promoted else "kept"
+        lines.append(f"For the Golden JSON (promote pd=all, {state}): "
+                     + ", ".join(f"{p} {m}" for p, m in combination.combination.items())
+                     + f": the best of {combination.n_meeting} combinations (of "
+                       f"{combination.n_combinations}) meeting both targets on the walk below")
+    elif combination is not None:
+        lines.append(f"promote pd=all: {combination.reason}")
     if walk is not None:
         d, m = walk
         dec = d["decision"].to_numpy()

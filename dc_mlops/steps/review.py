@@ -39,7 +39,6 @@ from dc_mlops.data.certjson import CertJSON
 from dc_mlops.errors import DataError
 from dc_mlops.evaluation.greyzone import BAD, GOOD, GREY, decide, refresh_cutoffs
 from dc_mlops.settings import PDS, ReviewSettings
-from dc_mlops.steps.certify import MULTI_PD_EXPERIMENT
 from dc_mlops.steps.evaluate import MAX_CALIBRATION_SCORES
 from dc_mlops.tracking import registry as reg
 from dc_mlops.tracking import runs as tr
@@ -121,7 +120,7 @@ def run_review(s: ReviewSettings) -> ReviewResult:
         raise DataError(f"{folder}: no certifier of PD {s.pd} decided this certification")
     updates = {m["pd"]: _update(m, flags, verdicts, summary) for m in models}
     experiment = (tr.experiment_name(models[0]["pd"]) if len(models) == 1
-                  else MULTI_PD_EXPERIMENT)
+                  else tr.MULTI_PD_EXPERIMENT)
     exp = tr.ensure_experiment(experiment)
     versions, cutoffs = {}, {}
     with tr.tracked_run(exp, STEP, f"review {path.parent.name}",

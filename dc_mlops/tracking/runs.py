@@ -40,6 +40,8 @@ from dc_mlops.processes import Owner
 log = logging.getLogger("dc_mlops")
 
 EXPERIMENT_PREFIX = "dc-mlops-"
+#: the experiment of the steps that span several PDs (certify/review/promote pd=all, main)
+MULTI_PD_EXPERIMENT = "dc-mlops"
 TAG_STEP = "dc_mlops.step"
 TAG_KEY = "dc_mlops.cache_key"
 TAG_PD = "dc_mlops.pd"

@@ -32,3 +32,40 @@ def test_unmeasured_rates_and_chance_level_detectors_do_not_meet_targets():
     assert not r["meets_targets"].any()
     why = dict(zip(r["model"], r["why_not"]))
     assert "bad->GOOD not measured" in why["no_bad_seen"] and "chance" in why["coin"]
+
+
+def _walk(p: np.ndarray, label: np.ndarray) -> pd.DataFrame:
+    n = len(p)
+    step = np.arange(n) // 2000
+    return pd.DataFrame({"runId": 1000 + np.arange(n) // 100, "lumiId": np.arange(n) % 100,
+                         "step": step, "label": label,
+                         "origin": np.where(label == 1, "failure", "good"),
+                         "decision": "GREY", "p_value": p, "outside": np.zeros(n, bool)})
+
+
+def test_combinations_rank_by_the_golden_json_and_never_pick_one_missing_a_target():
+    """PD A has a detector that sees its failures and one that also flags 10 % of good LS
+    BAD (more failures caught, more LS decided, a missed good->BAD target on the Golden
+    JSON); PD B one that sees its failures and one that is blind to them."""
+    from dc_mlops.evaluation.selection import rank_combinations
+    rng = np.random.default_rng(0)
+    n = 8000
+    label = (rng.random(n) < 0.06).astype(int)
+    mine = rng.random(n) < 0.5  # which PD's subsystem failed
+    u = rng.random((4, n))
+    tiny = rng.uniform(0, 1e-3, n)
+    a_sees = np.where(label & mine, tiny, u[0])
+    a_noisy = np.where(label & mine, tiny, u[1] ** 2)  # P(p <= 0.01) = 10 % of good LS
+    b_sees = np.where(label & ~mine, tiny, u[2])
+    b_blind = u[3]
+    walks = {"A": {"sees": _walk(a_sees, label), "noisy": _walk(a_noisy, label)},
+             "B": {"sees": _walk(b_sees, label), "blind": _walk(b_blind, label)}}
+    r = rank_combinations(walks, max_good_as_bad=0.02, max_bad_as_good=0.01)
+    assert len(r) == 4
+    assert (r.iloc[0]["A"], r.iloc[0]["B"]) == ("sees", "sees") and r.iloc[0]["meets_targets"]
+    noisy = r[r["A"] == "noisy"]
+    assert not noisy["meets_targets"].any() and noisy["why_not"].str.contains("good->BAD").all()
+    # the noisy detector decides more LS: only the target keeps it out
+    assert noisy["walk_automation_rate"].max() > r.iloc[0]["walk_automation_rate"]
+    blind = r[(r["A"] == "sees") & (r["B"] == "blind")].iloc[0]
+    assert blind["walk_correct_automation_rate"] < r.iloc[0]["walk_correct_automation_rate"]

@@ -17,8 +17,11 @@ def test_main_runs_every_step_and_prints_how_to_open_the_ui(main_store):
     runs = client.search_runs([exp.experiment_id])
     every = client.search_runs([e.experiment_id for e in client.search_experiments()])
     steps = [r.data.tags.get("dc_mlops.step") for r in runs]
-    assert "certify" in [r.data.tags.get("dc_mlops.step") for r in every]  # several PDs: own experiment
-    for step in ("preprocess", "evaluate", "evaluate-candidate", "promote"):
+    # the steps of several PDs have their own experiment: certify, and promote pd=all
+    assert "certify" in [r.data.tags.get("dc_mlops.step") for r in every]
+    promotes = [r for r in every if r.data.tags.get("dc_mlops.step") == "promote"]
+    assert [r.data.tags.get("dc_mlops.pd") for r in promotes] == ["all"]
+    for step in ("preprocess", "evaluate", "evaluate-candidate"):
         assert step in steps, step
     candidates = {r.data.params["model"] for r in runs
                   if r.data.tags.get("dc_mlops.step") == "evaluate-candidate"}

@@ -114,3 +114,87 @@ def test_concurrent_promotes_leave_the_better_one_in_production(evaluated, track
     assert list(stages.values()).count("Production") == 1, stages
     assert stages[str(production_version(NAME).version)] == "Production"
     assert len(stages) <= 2
+
+
+# ---- pd=all: the combination that is best for the Golden JSON
+
+@pytest.fixture
+def evaluated_all(tracking, tmp_path):
+    """The four PDs on the same 16 runs, each failing in its own subsystem on 4 LS per run
+    (tests/data/eras.py), each evaluated with pca and mahalanobis."""
+    from tests.data.eras import write_small_era
+    from dc_mlops.settings import PDS
+    era = write_small_era(tmp_path / "era_all", n_runs=16, n_ls=40, low_stats_ls=5, pds=PDS)
+    runs = {}
+    for p in PDS:
+        pre = run_preprocess(PreprocessSettings(pd=p, data=str(era))).run_id
+        runs[p] = run_evaluate(EvaluateSettings(pd=p, models="pca,mahalanobis", seeds="0",
+                                                preprocess_run=pre, **SMALL_WALK)).run_id
+    return runs
+
+
+def test_pd_all_promotes_the_best_combination_for_the_golden_json(evaluated_all, monkeypatch):
+    import pandas as pd
+
+    from dc_mlops.evaluation.greyzone import decision_metrics
+    from dc_mlops.evaluation.combined import combined_walk
+    from dc_mlops.settings import PDS
+    from dc_mlops.tracking import runs as tr
+
+    res = run_promote(PromoteSettings(pd="all"))
+    assert res.promoted and set(res.per_pd) == set(PDS), res.reason
+    assert set(res.combination) == set(PDS)
+    ranking = tr.read_csv_artifact(res.run_id, "combinations.csv")
+    assert len(ranking) == 2 ** 4  # every combination of the candidates that met their targets
+    top = ranking.iloc[0]
+    assert top["meets_targets"] and top["walk_correct_automation_rate"] == \
+        ranking.loc[ranking["meets_targets"], "walk_correct_automation_rate"].max()
+    # what is in Production is the chosen combination, and its figures are the combined
+    # walk's, recomputed here from the candidates' own walks
+    walks = {}
+    for p in PDS:
+        mv = MlflowClient().get_model_version_by_alias(f"dc-certifier-{p}", "production")
+        assert mv.tags["dc_mlops.model"] == res.combination[p] == top[p]
+        assert res.per_pd[p].production_run == mv.tags["dc_mlops.candidate_run"]
+        walks[p] = tr.read_parquet_artifact(mv.tags["dc_mlops.candidate_run"],
+                                            "decisions.parquet")
+    d = combined_walk(walks, 0.15, EvaluateSettings().max_good_as_bad)
+    m = decision_metrics(d["decision"], d["label"], d["failure"], "walk")
+    assert m["walk_correct_automation_rate"] == pytest.approx(res.figures[
+        "walk_correct_automation_rate"])
+    assert m["walk_bad_as_good_rate"] <= 0.15 and m["walk_good_as_bad_rate"] <= 0.01
+    assert m["walk_good_certified_rate"] > 0.3, m  # the combination certifies GOOD for real
+    assert pd.Series(d["failure"]).sum() > 50
+    # a repeat keeps the champions: the same combination is already Production
+    again = run_promote(PromoteSettings(pd="all"))
+    assert not again.promoted and "already is Production" in again.reason
+    for p in PDS:
+        assert again.per_pd[p].production == res.per_pd[p].production == "1"
+
+    # a PD without a target-meeting candidate: no combination can certify the Golden JSON,
+    # so each PD is promoted by its own rule and the reason names the PD
+    from dataclasses import replace
+
+    from dc_mlops.steps import promote as step
+    real = step._evaluation
+
+    def egamma_misses(pd_name, run, metric):
+        e = real(pd_name, run, metric)
+        return replace(e, ranking=e.ranking.assign(meets_targets=False, why_not="made to miss")
+                       ) if pd_name == "EGamma" else e
+
+    monkeypatch.setattr(step, "_evaluation", egamma_misses)
+    each = run_promote(PromoteSettings(pd="all"))
+    assert "EGamma has no candidate meeting its targets" in each.reason, each.reason
+    assert not each.combination and set(each.per_pd) == set(PDS)
+    assert all(r.production == "1" for r in each.per_pd.values())  # nothing worse replaced them
+
+
+def test_pd_all_needs_an_evaluation_of_every_pd(evaluated):
+    pre, ev = evaluated
+    with pytest.raises(DataError, match="no finished evaluate run for JetHT, EGamma, SingleMuon"):
+        run_promote(PromoteSettings(pd="all"))
+    with pytest.raises(DataError, match="has no evaluation of JetHT, EGamma, SingleMuon"):
+        run_promote(PromoteSettings(pd="all", evaluation_run=ev.run_id))
+    with pytest.raises(DataError, match="no combined figure for pd=all"):
+        run_promote(PromoteSettings(pd="all", metric="test_roc_auc"))

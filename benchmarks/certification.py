@@ -54,7 +54,7 @@ from _report import table, write  # noqa: E402
 from dc_mlops.data.features import MIN_EVENTS  # noqa: E402
 from dc_mlops.data.lstable import LabelOptions, load_ls_table  # noqa: E402
 from dc_mlops.detectors import registry  # noqa: E402
-from dc_mlops.evaluation.combined import combined_walk  # noqa: E402
+from dc_mlops.evaluation.combined import combined_walk, hindsight_automation  # noqa: E402
 from dc_mlops.evaluation.greyzone import (GOOD, GREY, decision_metrics,  # noqa: E402
                                           refresh_cutoffs)
 from dc_mlops.evaluation.protocols import Step, latest_window, rolling_steps  # noqa: E402
@@ -201,6 +201,7 @@ def combined(era: Path, results: dict, picks: dict[str, str | None],
     m["steps_supported"] = f"{int(supported.sum())} of {len(supported)}"
     m["unflagged_certified_good"] = int(np.isin(uk, keys[d["decision"].to_numpy() == GOOD]).sum())
     m["unflagged_in_walk"] = int(np.isin(uk, keys).sum())
+    m["oracle_automation"], m["oracle_p_good"] = hindsight_automation(d, s.max_bad_as_good)
     return m
 
 
@@ -502,12 +503,18 @@ def main() -> None:
                                      for p, v in picks.items()) + ")", table(
             ["LS", "automation", "GOOD", "correct automation", "good→BAD", "bad→GOOD",
              "failure LS", "contamination", "steps with GOOD supported",
-             "unflagged failures certified GOOD"],
+             "unflagged failures certified GOOD", "oracle automation (p_good)"],
             [[m["n_ls"], f"{m['era_automation_rate']:.4f}", f"{m['good_fraction']:.4f}",
               f"{m['era_correct_automation_rate']:.4f}", f"{m['era_good_as_bad_rate']:.4f}",
               f"{m['era_bad_as_good_rate']:.4f}", int(m["era_n_bad"]),
               f"{m['era_contamination']:.5f}", m["steps_supported"],
-              f"{m['unflagged_certified_good']} of {m['unflagged_in_walk']}"]])))
+              f"{m['unflagged_certified_good']} of {m['unflagged_in_walk']}",
+              f"{m['oracle_automation']:.4f} ({m['oracle_p_good']:.3g})"]]) + "\n\n"
+            "Oracle automation (`combined.hindsight_automation`): the share decided if one "
+            "`p_good` for the whole walk were set with hindsight on the walk's own failures at "
+            "the bad→GOOD target (no confidence bound): what these detectors can tell apart at "
+            "best. The gap to the automation column is what the honest cut-off gives up; the "
+            "gap to 90 % is the detectors'."))
         sections.append(("All PDs combined: promote's picks, each PD's own pick, the lone "
                          "rule off, one detector for every PD, per era", table(
                              ["combination", "era", "LS", "automation", "good→BAD", "bad→GOOD",

@@ -164,3 +164,22 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     decision[bad] = BAD
     return out[KEYS + ["label", "origin"]].assign(step=step, min_p=min_p, p_good=p_good,
                                                   failure=fail, decision=decision.astype(str))
+
+
+def hindsight_automation(walk: pd.DataFrame, max_bad_as_good: float) -> tuple[float, float]:
+    """The most the detectors of a combined walk (:func:`combined_walk`'s output) could
+    decide at the bad->GOOD target: one ``p_good`` for the whole walk chosen with hindsight
+    on the walk's own failures (no confidence bound, no waiting for known failures), and that
+    ``p_good``. Never a cut-off to certify with: it tells the detectors' limit (what they can
+    tell apart) from what the honest cut-off gives up. BAD flags, and LS outside their
+    conditions or domain (GREY though above their step's ``p_good``), stay as decided; the
+    share is over the good and flagged failure LS, as :func:`.greyzone.decision_metrics`."""
+    dec = walk["decision"].to_numpy().astype(str)
+    min_p = walk["min_p"].to_numpy(np.float64)
+    fail = walk["failure"].to_numpy(bool)
+    can = (dec != BAD) & ~((dec == GREY) & (min_p > walk["p_good"].to_numpy()))
+    fp = np.sort(min_p[fail & can])
+    k = int(np.floor(max_bad_as_good * fail.sum()))  # failures the target lets through
+    t = float(fp[len(fp) - k - 1]) if len(fp) > k else 0.0  # at most k failures above it
+    keep = (walk["label"].to_numpy() == 0) | fail  # the LS decision_metrics counts
+    return float(np.mean(((dec == BAD) | (can & (min_p > t)))[keep])), t

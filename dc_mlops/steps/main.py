@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dc_mlops.evaluation.combined import combined_walk
+from dc_mlops.evaluation.combined import combined_walk, hindsight_automation
 from dc_mlops.evaluation.greyzone import decision_metrics
 from dc_mlops.evaluation.selection import best_seed
 from dc_mlops.settings import (PDS, CertifySettings, EvaluateSettings, MainSettings,
@@ -153,6 +153,8 @@ def _combined(results: list[_PDResult], max_bad_as_good: float, max_good_as_bad:
     supported = d.groupby("step")["p_good"].first() < 1
     m["walk_steps_supported"] = float(supported.sum())
     m["walk_steps"] = float(len(supported))
+    m["walk_hindsight_automation_rate"], m["walk_hindsight_p_good"] = hindsight_automation(
+        d, max_bad_as_good)
     return d, m
 
 
@@ -216,6 +218,11 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert,
             f"bad->GOOD {m['walk_bad_as_good_rate']:.2%} of {int(m['walk_n_bad'])} failure LS, "
             f"contamination {_pct(m['walk_contamination'], 3)}; the GOOD cut-off had enough "
             f"known failures in {int(m['walk_steps_supported'])} of {int(m['walk_steps'])} steps")
+        lines.append(
+            f"  at most {m['walk_hindsight_automation_rate']:.1%} decided with these detectors: "
+            f"a GOOD cut-off set in hindsight on the walk's own failures (p_good "
+            f"{m['walk_hindsight_p_good']:.2g}, bad->GOOD {target_bag:.0%}, no confidence bound)"
+            " is their limit; the rest of the gap is the price of a cut-off that holds")
         for key, target, what in (("walk_good_as_bad_rate", target_gab, "good->BAD"),
                                   ("walk_bad_as_good_rate", target_bag, "bad->GOOD")):
             if m[key] > target:

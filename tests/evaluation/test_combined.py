@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from dc_mlops.evaluation.combined import (combined_walk, failure_mask, joint_cutoff,
@@ -121,3 +122,33 @@ def test_known_until_rests_p_good_on_the_failures_of_the_labelled_runs_only():
     expected = joint_cutoff(loop["min_p"].to_numpy()[labelled], 0.01).p_good
     assert loop.loc[loop["step"] == 3, "p_good"].iat[0] == expected
     assert expected != truth.loc[truth["step"] == 3, "p_good"].iat[0]
+
+
+def test_hindsight_automation_is_the_best_single_cutoff_at_the_target():
+    """Failures at p ~ U(0, 0.1) except 2 % invisible (p ~ U(0, 1)); good LS at U(0, 1): at
+    bad->GOOD <= 1 % the hindsight cut-off sits where half the invisible failures pass,
+    p ~ 0.5, so about half the good LS are certified; BAD and outside LS stay as decided."""
+    from dc_mlops.evaluation.combined import hindsight_automation
+    rng = np.random.default_rng(3)
+    n_good, n_fail = 20000, 2000
+    invisible = rng.random(n_fail) < 0.02
+    p_fail = np.where(invisible, rng.random(n_fail), rng.uniform(0, 0.1, n_fail))
+    min_p = np.concatenate([rng.random(n_good), p_fail])
+    label = np.r_[np.zeros(n_good, int), np.ones(n_fail, int)]
+    decision = np.full(len(min_p), "GREY", dtype=object)
+    decision[:100] = "BAD"  # a few good LS flagged: they stay BAD
+    walk = pd.DataFrame({"decision": decision, "min_p": min_p, "label": label,
+                         "failure": label == 1, "p_good": 1.0})  # no step could certify
+    share, t = hindsight_automation(walk, 0.01)
+    passed = ((min_p > t) & (label == 1)).sum()
+    assert passed <= 0.01 * n_fail < passed + 2  # the loosest cut-off the target allows
+    assert 0.35 < t < 0.65
+    good_certified = np.mean(min_p[100:n_good] > t)
+    assert share == pytest.approx((100 + good_certified * (n_good - 100) + passed)
+                                  / (n_good + n_fail))
+    # an LS GREY though above its step's p_good was outside its conditions: never GOOD
+    p_good = np.ones(len(walk))
+    p_good[100:2100] = 0.0  # 2000 good LS outside
+    share2, t2 = hindsight_automation(walk.assign(p_good=p_good), 0.01)
+    assert t2 == t and share2 == pytest.approx(
+        share - np.sum(min_p[100:2100] > t) / (n_good + n_fail))

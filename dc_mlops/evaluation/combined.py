@@ -53,6 +53,7 @@ class JointCutoff:
     bad_needed: int
     confidence: float = CONFIDENCE
     n_pds: int = 1  # PDs certified together (each flags BAD at its share of the target)
+    n_blocks: int = 0  # runs of consecutive failure LS among them (0: not counted)
 
     @property
     def supported(self) -> bool:
@@ -70,14 +71,21 @@ def failure_mask(label, origin) -> np.ndarray:
 
 
 def joint_cutoff(min_p_failures: np.ndarray, max_bad_as_good: float,
-                 confidence: float = CONFIDENCE, n_pds: int = 1) -> JointCutoff:
-    """``p_good`` from the smallest p-value over the PDs of each known failure LS."""
+                 confidence: float = CONFIDENCE, n_pds: int = 1, n_blocks: int = 0
+                 ) -> JointCutoff:
+    """``p_good`` from the smallest p-value over the PDs of each known failure LS.
+
+    The bound counts the LS as independent draws. They are not: failures come in blocks of
+    consecutive LS (a sector off for 20 minutes), and the LS of one block pass or fail
+    together, so the bound claims more than the ``n_blocks`` episodes behind it can support
+    (main's history: 1 607 failure LS in 49 blocks; where the walk certified GOOD, 1.8 % of
+    the failures passed against a 0.98 % bound). ``n_blocks`` is reported beside it."""
     m = np.asarray(min_p_failures, dtype=np.float64)
     # a failure passes when its smallest p-value exceeds p_good: the per-PD rule on -p
     t, bound = bounded_good_cutoff(-m, max_bad_as_good, confidence)
     p_good = 1.0 if bound > max_bad_as_good or not np.isfinite(t) else float(-t)
     return JointCutoff(p_good, float(bound), int(len(m)), max_bad_as_good,
-                       bad_needed(max_bad_as_good, confidence), confidence, n_pds)
+                       bad_needed(max_bad_as_good, confidence), confidence, n_pds, n_blocks)
 
 
 def joint_t_good(calibration_scores: np.ndarray, p_good: float) -> float:
@@ -105,6 +113,23 @@ def joint_failures(tables: dict[str, pd.DataFrame]) -> np.ndarray:
     if merged is None or merged.empty:
         return np.zeros(0)
     return merged[list(tables)].min(axis=1).to_numpy(np.float64)
+
+
+def failure_blocks(runs, ls) -> int:
+    """How many blocks of consecutive LS (same run, LS numbers one apart) the LS form: the
+    failure episodes behind a set of failure LS."""
+    key = np.unique(np.asarray(runs, dtype=np.int64) * 100_000_000 + np.asarray(ls, np.int64))
+    return int(len(key) and 1 + np.count_nonzero(np.diff(key) != 1))
+
+
+def joint_failure_blocks(tables: dict[str, pd.DataFrame]) -> int:
+    """:func:`failure_blocks` of the failure LS every PD scored (those :func:`joint_failures`
+    returns)."""
+    keys = None
+    for t in tables.values():
+        part = t[KEYS].drop_duplicates()
+        keys = part if keys is None else keys.merge(part, on=KEYS, how="inner")
+    return 0 if keys is None else failure_blocks(keys["runId"], keys["lumiId"])
 
 
 def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,

@@ -155,6 +155,11 @@ def _combined(results: list[_PDResult], max_bad_as_good: float, max_good_as_bad:
     m["walk_steps"] = float(len(supported))
     m["walk_hindsight_automation_rate"], m["walk_hindsight_p_good"] = hindsight_automation(
         d, max_bad_as_good)
+    # the steps whose cut-off certified GOOD: the steady state, without the first steps that
+    # certify nothing GOOD for want of known failures (and so let none through)
+    rows = d["p_good"].to_numpy() < 1
+    m |= {k.replace("walk_", "walk_certifying_"): v for k, v in decision_metrics(
+        d["decision"][rows], d["label"][rows], d["failure"][rows], "walk").items()}
     return d, m
 
 
@@ -223,10 +228,24 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert,
             f"a GOOD cut-off set in hindsight on the walk's own failures (p_good "
             f"{m['walk_hindsight_p_good']:.2g}, bad->GOOD {target_bag:.0%}, no confidence bound)"
             " is their limit; the rest of the gap is the price of a cut-off that holds")
+        if m["walk_steps_supported"] < m["walk_steps"] and m["walk_certifying_n_ls"]:
+            lines.append(
+                f"  in the {int(m['walk_steps_supported'])} steps that certified GOOD "
+                f"({int(m['walk_certifying_n_ls'])} LS): "
+                f"{m['walk_certifying_automation_rate']:.1%} decided, bad->GOOD "
+                f"{_pct(m['walk_certifying_bad_as_good_rate'])} of "
+                f"{int(m['walk_certifying_n_bad'])} failure LS")
         for key, target, what in (("walk_good_as_bad_rate", target_gab, "good->BAD"),
                                   ("walk_bad_as_good_rate", target_bag, "bad->GOOD")):
             if m[key] > target:
                 alarms.append(f"!! all PDs in the walk: {what} {m[key]:.2%} is over its target")
+        if m["walk_bad_as_good_rate"] <= target_bag < m.get("walk_certifying_bad_as_good_rate",
+                                                            0):
+            alarms.append(
+                f"!! all PDs in the walk: bad->GOOD {m['walk_certifying_bad_as_good_rate']:.2%} "
+                f"in the steps that certified GOOD is over its target (the steps that could not "
+                f"certify let none through): the known failures come in blocks, and the "
+                f"bound counts their LS as independent")
     if cert is not None:
         sm = cert.summary
         c = sm["counts"]
@@ -245,9 +264,11 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert,
                 alarms.append(f"!! bad->GOOD {sm['bad_as_good_rate']:.2%} is over its target")
         joint = sm.get("joint_cutoff")
         if joint:
+            blocks = f" in {joint['n_blocks']} blocks" if joint.get("n_blocks") else ""
             lines.append(f"  GOOD when every PD's p-value > {joint['p_good']:.3g}: rests on "
-                         f"{joint['n_failures']} known failure LS, bad->GOOD <= "
-                         f"{joint['bound']:.2%} at {joint['confidence']:.0%} confidence")
+                         f"{joint['n_failures']} known failure LS{blocks}, bad->GOOD <= "
+                         f"{joint['bound']:.2%} at {joint['confidence']:.0%} confidence if the "
+                         "LS were independent (failures of one block pass or fail together)")
             if not joint["supported"]:
                 alarms.append(f"!! {joint['n_failures']} known failure LS cannot support "
                               f"certifying GOOD at bad->GOOD <= {joint['max_bad_as_good']:g} "

@@ -152,3 +152,14 @@ def test_hindsight_automation_is_the_best_single_cutoff_at_the_target():
     share2, t2 = hindsight_automation(walk.assign(p_good=p_good), 0.01)
     assert t2 == t and share2 == pytest.approx(
         share - np.sum(min_p[100:2100] > t) / (n_good + n_fail))
+
+
+def test_failure_blocks_count_runs_of_consecutive_ls_that_every_pd_scored():
+    from dc_mlops.evaluation.combined import failure_blocks, joint_failure_blocks
+    assert failure_blocks([1, 1, 1, 2, 2, 1], [5, 6, 8, 1, 2, 7]) == 2  # 1:5-8 and 2:1-2
+    assert failure_blocks([1, 1, 2], [5, 7, 1]) == 3 and failure_blocks([], []) == 0
+    a = pd.DataFrame({"runId": [1, 1, 1, 1], "lumiId": [1, 2, 3, 4], "p_value": 0.1})
+    b = pd.DataFrame({"runId": [1, 1, 1], "lumiId": [1, 2, 4], "p_value": 0.1})
+    assert joint_failure_blocks({"A": a, "B": b}) == 2  # LS 3 was not scored by B
+    cut = joint_cutoff(np.full(400, 1e-4), 0.01, n_blocks=7)
+    assert cut.to_dict()["n_blocks"] == 7 and cut.supported

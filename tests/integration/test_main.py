@@ -72,6 +72,10 @@ def test_main_measures_the_combined_decision_on_its_walk(main_store):
     # detector blind to failures gives about 1 % (its failures look like good LS)
     assert m["walk_hindsight_automation_rate"] > 0.5, m["walk_hindsight_automation_rate"]
     assert "at most" in main_store["stdout"] and "set in hindsight" in main_store["stdout"]
+    # the steps that certified GOOD are reported apart (their bad->GOOD is the steady state's)
+    assert 0 < m["walk_certifying_n_ls"] < m["walk_n_ls"]
+    joint = main_store["summary"]["joint_cutoff"]
+    assert 0 < joint["n_blocks"] < joint["n_failures"]  # failures come in blocks
     assert "All PDs together, as the Golden JSON would have been in the walk" in \
         main_store["stdout"]
     mlflow.set_tracking_uri(None)

@@ -78,7 +78,7 @@ def joint_cutoff(min_p_failures: np.ndarray, max_bad_as_good: float,
     The bound counts the LS as independent draws. They are not: failures come in blocks of
     consecutive LS (a sector off for 20 minutes), and the LS of one block pass or fail
     together, so the bound claims more than the ``n_blocks`` episodes behind it can support
-    (main's history: 1 607 failure LS in 49 blocks; where the walk certified GOOD, 1.8 % of
+    (main's history: 1 607 failure LS in 57 blocks; where the walk certified GOOD, 1.8 % of
     the failures passed against a 0.98 % bound). ``n_blocks`` is reported beside it."""
     m = np.asarray(min_p_failures, dtype=np.float64)
     # a failure passes when its smallest p-value exceeds p_good: the per-PD rule on -p

@@ -348,7 +348,7 @@ def _evaluation_runs(s: PromoteSettings) -> dict[str, str]:
         return runs
     runs = {}
     for run in given:
-        pd_name = tr.run_info(run, "evaluate run").data.tags.get(tr.TAG_PD, "")
+        pd_name = tr.run_info(run).data.tags.get(tr.TAG_PD, "")
         if pd_name in runs:
             raise DataError(f"evaluation_run names two evaluations of {pd_name} "
                             f"({runs[pd_name]}, {run})")
@@ -361,7 +361,7 @@ def _evaluation_runs(s: PromoteSettings) -> dict[str, str]:
 
 
 def _evaluation(pd_name: str, run: str, metric: str) -> _Evaluation:
-    info = tr.run_info(run, "evaluate run")
+    info = tr.run_info(run)
     if info.data.tags.get(tr.TAG_STEP) != "evaluate" or info.info.status != "FINISHED":
         raise DataError(f"run {run} is not a finished evaluate run")
     if info.data.tags.get(tr.TAG_PD) != pd_name:

@@ -158,14 +158,19 @@ def _decide(s: PromoteSettings, ranking: pd.DataFrame, best: pd.Series, champion
     return _Decision(False, f"{text}: the challenger does not beat the champion", figures)
 
 
+def _walked_on_same_ls(tags: dict, eval_run: str, info) -> bool:
+    """Whether a registered version (its tags) was certified on exactly this evaluation's
+    LS: the same evaluation, or the same preprocess run and walk plan."""
+    return tags.get("dc_mlops.evaluation_run") == eval_run or (
+        tags.get("dc_mlops.preprocess_run") == info.data.tags.get("dc_mlops.preprocess_run")
+        and tags.get("dc_mlops.plan") == _plan_key(info.data.params))
+
+
 def _champion_figures(champion, eval_run: str, info) -> tuple[dict, str] | None:
     """The champion's figures on this evaluation's LS, or its recorded ones, and where from."""
     tags = champion.tags
     recorded = {k: float(tags[f"dc_mlops.{k}"]) for k in FIGURES if f"dc_mlops.{k}" in tags}
-    same_ls = (tags.get("dc_mlops.evaluation_run") == eval_run or (
-        tags.get("dc_mlops.preprocess_run") == info.data.tags.get("dc_mlops.preprocess_run")
-        and tags.get("dc_mlops.plan") == _plan_key(info.data.params)))
-    if same_ls and recorded:
+    if _walked_on_same_ls(tags, eval_run, info) and recorded:
         return recorded, "same certified LS"
     try:
         return _rescore_champion(champion, info), "champion rescored on the LS after its history"
@@ -253,10 +258,10 @@ def _promote_all(s: PromoteSettings) -> CombinedPromoteResult:
                         + ", ".join(f"{e.pd}: {_targets(e.info)}" for e in evals)
                         + "): evaluate every PD with the same max_good_as_bad/max_bad_as_good")
     max_gab, max_bag = targets.pop()
-    options = {e.pd: {str(r.model): best_seed(e.candidates, str(r.model), s.metric)
-                      for r in e.ranking.itertuples() if r.meets_targets}
-               for e in evals}
-    options = {p: {m: row for m, row in o.items() if row[s.metric] > 0} for p, o in options.items()}
+    seeds = {e.pd: {str(r.model): best_seed(e.candidates, str(r.model), s.metric)
+                    for r in e.ranking.itertuples() if r.meets_targets} for e in evals}
+    options = {p: {m: row for m, row in o.items() if row[s.metric] > 0}  # decides something
+               for p, o in seeds.items()}
     missing = [p for p, o in options.items() if not o]
     if missing:
         return _each_on_its_own(s, evals, f"{', '.join(missing)} "
@@ -392,10 +397,7 @@ def _champion_option(champion, e: _Evaluation, options: dict[str, pd.Series],
         if row["candidate_run_id"] == run:
             return model
     tags = champion.tags
-    same_ls = (tags.get("dc_mlops.evaluation_run") == e.run_id or (
-        tags.get("dc_mlops.preprocess_run") == e.info.data.tags.get("dc_mlops.preprocess_run")
-        and tags.get("dc_mlops.plan") == _plan_key(e.info.data.params)))
-    if not same_ls or not run:
+    if not run or not _walked_on_same_ls(tags, e.run_id, e.info):
         return None
     try:
         walk = tr.read_parquet_artifact(run, "decisions.parquet")

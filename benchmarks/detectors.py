@@ -107,9 +107,14 @@ class Peer(Detector):
 
 
 def builder(kind: str, name: str, seed: int, quick: bool):
+    """``name`` or ``name@key=value`` (one constructor setting, e.g. ``tails@tail=empirical``)."""
     if kind == "pyod":
         return lambda: Peer(model=name, seed=seed)
+    name, _, setting = name.partition("@")
     params = {"seed": seed} if "seed" in registry.default_params(name) else {}
+    if setting:
+        key, _, value = setting.partition("=")
+        params[key] = type(registry.default_params(name)[key])(value)
     if quick and registry.family(name) == "autoencoder":
         params["epochs"] = 20
     return lambda: registry.build(name, **params)
@@ -191,8 +196,9 @@ def main() -> None:
                 configs = CONFIGS if kind == "dc_mlops" else {"default": CONFIGS["default"]}
                 cells = {}
                 for cfg, (cond, ctx) in configs.items():
-                    if kind == "dc_mlops" and registry.family(name) == "autoencoder" \
-                            and cfg != "default":
+                    family = registry.family(name.partition("@")[0]) \
+                        if kind == "dc_mlops" else "peer"
+                    if family == "autoencoder" and cfg != "default":
                         continue  # the autoencoders: default only (CPU time)
                     ss = seeds if name in STOCHASTIC else seeds[:1]
                     res = [walk(frame, names, plan, builder(kind, name, s, a.quick), cond, ctx)
@@ -257,7 +263,7 @@ def speed_rows(models: list[str], n_rows: int, era: Path) -> list[list]:
     X = big[names].to_numpy(np.float32)
     c = big[["pileup", "lumi"]].to_numpy()
     out = []
-    for name in [m for m in models if m in ("mahalanobis", "pca", "vanilla_ae")]:
+    for name in [m for m in models if m in ("mahalanobis", "pca", "tails", "vanilla_ae")]:
         for ctx in (8, 0):
             det = registry.build(name).fit(good[names].to_numpy(), conditions=good[[
                 "pileup", "lumi"]].to_numpy(), runs=good["runId"].to_numpy(), context_ls=ctx)

@@ -253,7 +253,7 @@ class TrainSettings(_Validated):
     """Fit one detector on the good LS of a preprocessed data set and track it."""
 
     model: str = _p("sparse_ae", "detector name: vanilla_ae, sparse_ae, ..., ocsvm, iforest, "
-                                 "pca, knn, mahalanobis", model_name)
+                                 "pca, knn, mahalanobis, tails", model_name)
     pd: str = _p("JetHT", "primary dataset (selects the experiment and its data)", pd_name())
     conditions: str = _p("pileup", "remove each feature's dependence on 'pileup' or 'lumi' "
                                    "before the detector, or 'none'", one_of(*CONDITIONS))

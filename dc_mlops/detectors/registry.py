@@ -38,6 +38,7 @@ _TABLE: dict[str, tuple[str, str, str]] = {
     "pca": (_SK, "PCADetector", "baseline"),
     "knn": (_SK, "KNNDetector", "baseline"),
     "mahalanobis": ("dc_mlops.detectors.mahalanobis", "MahalanobisDetector", "baseline"),
+    "tails": ("dc_mlops.detectors.tails", "TailsDetector", "baseline"),
 }
 PRESETS = ("default", "study")
 

@@ -122,9 +122,19 @@ def mahalanobis_space(trial: optuna.Trial, model: str, fixed: Mapping[str, Any] 
     return _with_pinned(params, fixed)
 
 
+def tails_space(trial: optuna.Trial, model: str, fixed: Mapping[str, Any] = {}) -> dict[str, Any]:  # noqa: B006
+    """Where each feature's exponential tail starts, or ECOD's empirical floor."""
+    pick = _Pick(trial, fixed)
+    params = {"tail": pick("tail", lambda: trial.suggest_categorical(
+                  "tail", ["exponential", "empirical"])),
+              "tail_share": pick("tail_share", lambda: trial.suggest_float(
+                  "tail_share", 0.002, 0.05, log=True))}
+    return _with_pinned(params, fixed)
+
+
 BASELINE_SPACES: dict[str, Space] = {"ocsvm": ocsvm_space, "iforest": iforest_space,
                                      "pca": pca_space, "knn": knn_space,
-                                     "mahalanobis": mahalanobis_space}
+                                     "mahalanobis": mahalanobis_space, "tails": tails_space}
 
 
 def space_for(model: str) -> Space:

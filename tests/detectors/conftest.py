@@ -20,6 +20,7 @@ FAST_PARAMS: dict[str, dict] = {
     "pca": dict(n_components=4),
     "knn": dict(n_neighbors=5, max_samples=1000),
     "mahalanobis": dict(),
+    "tails": dict(),
 }
 
 

@@ -37,7 +37,8 @@ def fitted_with_conditions(data, pileup, fast_params):
 def test_registry_lists_every_model_of_the_study():
     expected = {"vanilla_ae", "sparse_ae", "contractive_ae", "variational_ae",
                 "sparse_contractive_ae", "sparse_variational_ae",
-                "contractive_variational_ae", "ocsvm", "iforest", "pca", "knn", "mahalanobis"}
+                "contractive_variational_ae", "ocsvm", "iforest", "pca", "knn", "mahalanobis",
+                "tails"}
     assert set(NAMES) == expected
     assert {registry.family(n) for n in NAMES} == {"autoencoder", "baseline"}
 
@@ -214,7 +215,7 @@ def test_unfitted_detector_says_so(data):
         registry.build("knn").score(data[1])
 
 
-@pytest.mark.parametrize("name", ["pca", "knn", "ocsvm", "iforest", "mahalanobis"])
+@pytest.mark.parametrize("name", ["pca", "knn", "ocsvm", "iforest", "mahalanobis", "tails"])
 def test_baseline_scores_are_comparable_between_fits_on_more_or_less_data(name):
     """The cross-fitted calibration compares scores of models fitted on 3/4 of a window with
     the certifier's, fitted on all of it: the same LS must score about the same."""

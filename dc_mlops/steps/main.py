@@ -302,6 +302,8 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert,
     if len(results) > 1:
         lines += [f"                      {runs_url(tr.ensure_experiment(tr.experiment_name(r.pd)))}"
                   for r in results[1:]]
+        # promote pd=all and certify pd=all: the choice for the Golden JSON and its outcome
+        lines.append(f"All PDs together:     {runs_url(tr.ensure_experiment(tr.MULTI_PD_EXPERIMENT))}")
     return lines
 
 

@@ -28,6 +28,8 @@ def test_main_runs_every_step_and_prints_how_to_open_the_ui(main_store):
     assert candidates == set(MAIN_MODELS.split(","))
     out = main_store["stdout"]
     assert "== dc_mlops main: done ==" in out and "mlflow ui --backend-store-uri" in out
+    # the combined promote and certify runs have their own experiment, linked last
+    assert "All PDs together:     http://127.0.0.1:5000/#/experiments/" in out
     folder = certified(main_store)  # fails with main's alarms when nothing was certified
     summary = main_store["summary"]
     counts = summary["counts"]

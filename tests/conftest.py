@@ -71,16 +71,3 @@ def production(evaluated, tmp_path):
     assert run_promote(PromoteSettings(pd="ZeroBias")).promoted
     return make_era(tmp_path / "new_era", n_runs=5, n_ls=40, seed=7)
 
-
-# ---- two workers (`-n 2 --dist loadgroup`, the README's test command): each file runs on one
-# worker, so its module fixtures are built once; the tests that read `dc-mlops main`'s store
-# (a session fixture, ~4 min) share one worker and start first, beside everything else
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        group = "main" if "main_store" in item.fixturenames else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: "main_store" not in item.fixturenames)  # stable: files stay in order

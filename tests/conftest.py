@@ -70,4 +70,3 @@ def production(evaluated, tmp_path):
     from tests.steps.test_preprocess import make_era
     assert run_promote(PromoteSettings(pd="ZeroBias")).promoted
     return make_era(tmp_path / "new_era", n_runs=5, n_ls=40, seed=7)
-

@@ -79,7 +79,8 @@ class TailsDetector(_SklearnDetector):
         lo, hi = S[:, m - 1], S[:, n - m]
         b_lo = lo - S[:, :m].mean(axis=1)
         b_hi = S[:, n - m:].mean(axis=1) - hi
-        # a tail without spread (ties, a constant feature): the feature's own spread, or 1
+        # floor of the mean excess (ties in a tail, a constant feature): the feature's range
+        # over n, or 1/n for a constant feature
         spread = np.where(S[:, -1] > S[:, 0], S[:, -1] - S[:, 0], 1.0) / max(n, 1)
         self.sorted_ = S
         self.tail_m_ = m

@@ -31,8 +31,14 @@ STDOUT = "main_stdout.txt"
 FAILED = "main_failed.txt"
 
 
-def _run_main(root: Path, uri: str) -> str:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+def _uri(root: Path) -> str:
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def _run_main(root: Path) -> str:
+    """`dc-mlops main` in ``root`` with its store there; its stdout (also in ``STDOUT``), or
+    the test fails with its stderr (also in ``FAILED``, for the other worker)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": _uri(root)}
     for name in ("MLFLOW_RUN_ID", "DC_MLOPS_CERT_DIR"):
         env.pop(name, None)
     dc = str(Path(sys.executable).parent / "dc-mlops")
@@ -67,11 +73,11 @@ def main_store(tmp_path_factory) -> dict:
                 stdout = (root / STDOUT).read_text()
             else:
                 root.mkdir(exist_ok=True)
-                stdout = _run_main(root, f"sqlite:///{root / 'mlflow.db'}")
+                stdout = _run_main(root)
     else:
         root = tmp_path_factory.mktemp("main")
-        stdout = _run_main(root, f"sqlite:///{root / 'mlflow.db'}")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+        stdout = _run_main(root)
+    uri = _uri(root)
     certs = sorted((root / "outputs").glob(f"certify-{MAIN_PD}-*/summary.json"),
                    key=lambda p: p.stat().st_mtime)
     cert_dir = certs[-1].parent if certs else None

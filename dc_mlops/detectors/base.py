@@ -221,13 +221,14 @@ class Detector(ABC):
             # debug: callers decide what to do with them (the grey zone sends them to
             # review, certify reports them); a walk would repeat this at every step
             log.debug("%s: %d of %d LS have conditions outside the fitted range "
-                      "%.4g-%.4g; corrected as if at the edge, not extrapolated",
+                      "%.4g-%.4g; corrected along the fit's tangent at the edge",
                       self.name, outside, n_rows, lo, hi)
         return c
 
     def conditions_outside(self, conditions: Any) -> np.ndarray:
         """True for each LS whose conditions lie outside the range the correction was
-        fitted on (those LS are corrected as if at the edge); all False without one."""
+        fitted on (their correction is extrapolated along the fit's tangent at the edge); all
+        False without one."""
         self._check_fitted()
         c = np.asarray(conditions, dtype=np.float64)
         correction = getattr(self, "correction_", None)

@@ -46,17 +46,26 @@ def test_a_few_bad_ls_among_the_good_ones_do_not_move_the_fit():
     assert shift.max() < 0.1
 
 
-def test_outside_the_fitted_range_is_clamped_and_flagged():
+@pytest.mark.parametrize("method", METHODS)
+def test_outside_the_fitted_range_the_centre_is_a_straight_line_and_the_ls_flagged(method):
     X, c = _good_ls()
-    corr = ConditionsCorrection().fit(X, c)
+    corr = ConditionsCorrection(method).fit(X, c)
     lo, hi = corr.range_
     assert (lo, hi) == (c.min(), c.max())
-    far = np.array([lo - 10, lo, (lo + hi) / 2, hi, hi + 10])
-    x = np.tile(X[:1], (5, 1))
-    r = corr.transform(x, far)
-    np.testing.assert_array_equal(r[0], r[1])  # below the range: as at the edge
-    np.testing.assert_array_equal(r[4], r[3])
-    assert corr.outside(far).tolist() == [True, False, False, False, True]
+    far = np.array([lo - 20, lo - 10, lo, (lo + hi) / 2, hi, hi + 10, hi + 20])
+    m = corr.centre(far)
+    # the linear feature is continued along its slope (0.5 per unit of pile-up): a good LS
+    # at pile-up 5 is not corrected as if at the edge, tens of spreads away
+    assert m[1, 0] - m[2, 0] == pytest.approx(-5.0, rel=0.1)
+    assert m[5, 0] - m[4, 0] == pytest.approx(5.0, rel=0.1)
+    # every feature (the curved one too) is a straight line beyond the edges
+    np.testing.assert_allclose(m[0] - m[1], m[1] - m[2], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(m[6] - m[5], m[5] - m[4], rtol=1e-6, atol=1e-9)
+    # the spread stays at the edge's value
+    s = corr.spread(far)
+    np.testing.assert_array_equal(s[0], s[2])
+    np.testing.assert_array_equal(s[6], s[4])
+    assert corr.outside(far).tolist() == [True, True, False, False, False, True, True]
 
 
 def test_save_and_load_give_the_same_residuals(tmp_path):
@@ -168,8 +177,8 @@ def test_conditions_column_errors_name_the_run_and_the_way_out(train, match):
 def _reference_residuals(corr: ConditionsCorrection, X: np.ndarray, c: np.ndarray
                          ) -> np.ndarray:
     """(x − m(c)) / s(c) feature by feature from the saved per-column fits, written out
-    the plain way (the quadratic a + t (b + t q), the piecewise-linear tables by
-    ``np.interp``-style look-up): what the stacked matrix products must reproduce."""
+    the plain way (the quadratic a + t (b + t q) and its tangent beyond the range, the
+    piecewise-linear tables by ``np.interp``-style look-up): what the stacked matrix products must reproduce."""
     C = np.asarray(c, dtype=float).reshape(len(c), -1)
 
     def interp(knots, values, x, lo, hi):
@@ -187,11 +196,12 @@ def _reference_residuals(corr: ConditionsCorrection, X: np.ndarray, c: np.ndarra
             continue
         x, (lo, hi) = C[:, j], fit.range_
         if fit.coef_ is not None:
-            t = ((np.clip(x, lo, hi) - (lo + hi) / 2) / ((hi - lo) / 2))[:, None]
+            t = ((x - (lo + hi) / 2) / ((hi - lo) / 2))[:, None]
             a, b, q = fit.coef_
-            m = a + t * (b + t * q)
+            edge = np.clip(t, -1, 1)  # beyond the range: the tangent at the edge
+            m = a + edge * (b + edge * q) + (t - edge) * (b + 2 * edge * q)
         else:
-            m = interp(fit.knots_, fit.centre_, x, lo, hi)
+            m = interp(fit.knots_, fit.centre_, x, -np.inf, np.inf)
         k = fit.spread_knots_
         s = interp(k, fit.spread_, x, k[0], k[-1])
         out[:, cols] = (X[:, cols] - m) / s

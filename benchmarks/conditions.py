@@ -6,7 +6,8 @@ moderate visibility 2-8). For each detector with ``conditions=none`` and with th
 ``pileup``:
 
 * ROC AUC over every test LS, and over the LS whose pile-up lies inside the training range
-  (outside it the correction clamps, and the product reports those LS as out of domain);
+  (outside it the correction extrapolates along its tangent at the edge, and the product
+  reports those LS as outside the fitted conditions and sends them to review);
 * the spread of the per-run median score rank of good LS (each good test LS's score ranked
   among all good test LS; the median per run; min-max over runs): 0.5-0.5 means no run looks
   more anomalous than another, the issue saw 0.16-0.92;

@@ -134,8 +134,13 @@ def frame_of(era: Path, pd_name: str) -> tuple[pd.DataFrame, list[str]]:
     return ls_order(f), list(t.feature_names)
 
 
+def judged(d: pd.DataFrame) -> pd.Series:
+    """The LS a PD is judged on: its good LS and the failures of its subsystems."""
+    return (d["label"] == 0) | ((d["label"] == 1) & d["judged"])
+
+
 def auc(d: pd.DataFrame) -> float:
-    keep = ((d["label"] == 0) | ((d["label"] == 1) & d["judged"])) & np.isfinite(d["score"])
+    keep = judged(d) & np.isfinite(d["score"])
     y = d.loc[keep, "label"].to_numpy()
     return float(roc_auc_score(y, d.loc[keep, "score"])) if 0 < y.sum() < len(y) else np.nan
 
@@ -155,8 +160,7 @@ def conditions_row(pd_name: str, frame: pd.DataFrame, plan) -> list:
     scores, either sign (0.5: the failures sit at the good LS's conditions). Far from 0.5, a
     detector without the conditions fit is helped by where the failures happen to be."""
     test = frame[frame["runId"].isin([r for st in plan for r in st.test_runs])]
-    keep = (test["label"] == 0) | ((test["label"] == 1) & test["judged"])
-    test = test[keep]
+    test = test[judged(test)]
     y = test["label"].to_numpy()
     pu, lumi = test["pileup"].to_numpy(float), test["lumi"].to_numpy(float)
     aucs = [roc_auc_score(y, v) for v in (pu, lumi, pu / lumi)] if 0 < y.sum() < len(y) \

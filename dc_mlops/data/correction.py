@@ -169,7 +169,7 @@ class _Fit1D:
         lo, hi = self.range_
         if self.coef_ is not None:  # poly: the quadratic itself, no table look-up
             return _quadratic_basis(c, lo, hi)
-        return _hat_basis(c, self.knots_, -np.inf, np.inf)
+        return _hat_basis(c, self.knots_)
 
     def spread_basis(self, c: np.ndarray) -> np.ndarray:
         """(n, n_spread_knots) hat weights of s(c): flat beyond the outer knots (the edge
@@ -222,9 +222,10 @@ def _quadratic_basis(c: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.stack([np.ones_like(t), t, q], axis=1)
 
 
-def _hat_basis(c: np.ndarray, knots: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def _hat_basis(c: np.ndarray, knots: np.ndarray, lo: float = -np.inf, hi: float = np.inf
+               ) -> np.ndarray:
     """(n, len(knots)) weights of the piecewise-linear interpolation through ``knots`` at c
-    clamped to [lo, hi] (±inf: not clamped): at most two non-zeros per row (1 − w and w on
+    clamped to [lo, hi] (by default not clamped): at most two non-zeros per row (1 − w and w on
     the knots around c), continued linearly beyond the outer knots as far as [lo, hi]
     reaches past them (w outside [0, 1]), one knot a constant."""
     c = np.clip(np.asarray(c, dtype=np.float64), lo, hi)
@@ -336,9 +337,10 @@ class ConditionsCorrection:
         return out
 
     def outside(self, c: np.ndarray) -> np.ndarray:
-        """True for LS whose conditions lie outside the fitted range (the centre there is
-        the tangent at the edge, an extrapolation) of any column, or whose pile-up per luminosity (bunch scheme) the
-        training never saw: the caller counts and reports them."""
+        """True for LS whose conditions lie outside the fitted range of any column (the
+        centre there is the tangent at the edge, an extrapolation), or whose pile-up per
+        luminosity (bunch scheme) the training never saw: the caller counts and reports
+        them."""
         C = self._columns(c)
         out = np.zeros(len(C), bool)
         for j, (lo, hi) in enumerate(self.ranges_):

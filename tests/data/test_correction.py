@@ -178,7 +178,8 @@ def _reference_residuals(corr: ConditionsCorrection, X: np.ndarray, c: np.ndarra
                          ) -> np.ndarray:
     """(x − m(c)) / s(c) feature by feature from the saved per-column fits, written out
     the plain way (the quadratic a + t (b + t q) and its tangent beyond the range, the
-    piecewise-linear tables by ``np.interp``-style look-up): what the stacked matrix products must reproduce."""
+    piecewise-linear tables by ``np.interp``-style look-up): what the stacked matrix
+    products must reproduce."""
     C = np.asarray(c, dtype=float).reshape(len(c), -1)
 
     def interp(knots, values, x, lo, hi):

@@ -294,7 +294,7 @@ def review_stream(era: Path, pds: list[str], picks: dict, s: EvaluateSettings,
                                          score[((d == GOOD) | (seen & (y == 0)))
                                                & np.isfinite(score)],
                                          score[:0], found_bad, s.max_good_as_bad,
-                                         s.max_bad_as_good)
+                                         s.max_bad_as_good, known_bad_blocks=res.bad_blocks)
             mt = [decision_metrics(w["decision"], w["label"], w["judged"], "b")
                   for w in (fed.decisions[fed.decisions["step"] == b],
                             truth.decisions[truth.decisions["step"] == first + b])]

@@ -186,10 +186,12 @@ def outcome_lines(c: Certification) -> list[str]:
     joint = s.get("joint_cutoff")
     if joint:
         blocks = f" in {_n(joint['n_blocks'])} blocks" if joint.get("n_blocks") else ""
+        how = ("counting the blocks, whose LS pass or fail together" if joint.get("n_blocks")
+               else "if the LS were independent")
         lines.append(f"  all PDs together: GOOD where every PD's p-value exceeds "
                      f"{joint['p_good']:.3g}, resting on {_n(joint['n_failures'])} known "
                      f"failure LS{blocks} (bad->GOOD <= {joint['bound']:.2%} at "
-                     f"{joint['confidence']:.0%} confidence if the LS were independent)")
+                     f"{joint['confidence']:.0%} confidence, {how})")
         if not joint["supported"]:
             alarms.append(f"!! {_n(joint['n_failures'])} known failure LS cannot support the "
                           f"bad->GOOD target ({_n(joint['bad_needed'])} needed): nothing GOOD")

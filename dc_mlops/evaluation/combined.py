@@ -13,9 +13,10 @@ histograms), so the combined rule has as many failures to rest on as the history
 The rule: an LS is GOOD when every PD's conformal p-value (:func:`.greyzone.conformal_p_values`,
 against that PD's good calibration LS) exceeds one common ``p_good``, no PD flags it BAD, and
 every PD decided it inside its conditions range and domain. ``p_good`` is the smallest value
-whose one-sided Clopper-Pearson bound on the share of known failure LS that would pass (their
-smallest p-value over the PDs above ``p_good``) stays within ``max_bad_as_good``: the same
-bound as the per-PD cut-off (:func:`.greyzone.bounded_good_cutoff`), on the combined p-value.
+whose one-sided bound on the share of known failure LS that would pass (their smallest
+p-value over the PDs above ``p_good``) stays within ``max_bad_as_good``: the same bound as the
+per-PD cut-off (:func:`.greyzone.bounded_good_cutoff`), on the combined p-value, counting the
+failure episodes (blocks of consecutive LS) the LS come in.
 With too few known failures nothing is certified GOOD and the number needed is reported.
 
 BAD works the other way round: an LS is BAD as soon as one PD flags it, so the good LS that
@@ -37,7 +38,8 @@ import pandas as pd
 
 from dc_mlops.data.responsibility import NOT_JUDGED_ORIGINS
 from dc_mlops.evaluation.greyzone import (BAD, CONFIDENCE, GOOD, GREY, bad_needed,
-                                          bounded_good_cutoff, conformal_bad_cutoff)
+                                          bounded_good_cutoff, conformal_bad_cutoff,
+                                          episode_ids)
 
 KEYS = ["runId", "lumiId"]
 
@@ -53,7 +55,7 @@ class JointCutoff:
     bad_needed: int
     confidence: float = CONFIDENCE
     n_pds: int = 1  # PDs certified together (each flags BAD at its share of the target)
-    n_blocks: int = 0  # runs of consecutive failure LS among them (0: not counted)
+    n_blocks: int = 0  # failure episodes (blocks of consecutive LS) they form (0: not counted)
 
     @property
     def supported(self) -> bool:
@@ -71,19 +73,20 @@ def failure_mask(label, origin) -> np.ndarray:
 
 
 def joint_cutoff(min_p_failures: np.ndarray, max_bad_as_good: float,
-                 confidence: float = CONFIDENCE, n_pds: int = 1, n_blocks: int = 0
-                 ) -> JointCutoff:
+                 confidence: float = CONFIDENCE, n_pds: int = 1,
+                 blocks: np.ndarray | None = None) -> JointCutoff:
     """``p_good`` from the smallest p-value over the PDs of each known failure LS.
 
-    The bound counts the LS as independent draws. They are not: failures come in blocks of
-    consecutive LS (a sector off for 20 minutes), and the LS of one block pass or fail
-    together, so the bound claims more than the ``n_blocks`` episodes behind it can support
-    (main's history: 1 607 failure LS in 57 blocks; where the walk certified GOOD, 1.8 % of
-    the failures passed against a 0.98 % bound). ``n_blocks`` is reported beside it."""
+    ``blocks``: the failure episode of each LS (:func:`.greyzone.episode_ids`). Failures
+    come in blocks of consecutive LS (a sector off for 20 minutes) whose LS pass or fail
+    together; counted as independent draws, main's 1 607 failure LS in 57 blocks let 1.8 %
+    of the walk's failures through where it certified GOOD, against a 0.98 % bound. With
+    ``blocks`` the bound is the clustered one of :func:`.greyzone.bounded_good_cutoff`."""
     m = np.asarray(min_p_failures, dtype=np.float64)
     # a failure passes when its smallest p-value exceeds p_good: the per-PD rule on -p
-    t, bound = bounded_good_cutoff(-m, max_bad_as_good, confidence)
+    t, bound = bounded_good_cutoff(-m, max_bad_as_good, confidence, blocks)
     p_good = 1.0 if bound > max_bad_as_good or not np.isfinite(t) else float(-t)
+    n_blocks = 0 if blocks is None else int(len(np.unique(blocks)))
     return JointCutoff(p_good, float(bound), int(len(m)), max_bad_as_good,
                        bad_needed(max_bad_as_good, confidence), confidence, n_pds, n_blocks)
 
@@ -102,34 +105,21 @@ def joint_t_bad(calibration_scores: np.ndarray, max_good_as_bad: float, n_pds: i
     return conformal_bad_cutoff(calibration_scores, max_good_as_bad / max(1, n_pds))
 
 
-def joint_failures(tables: dict[str, pd.DataFrame]) -> np.ndarray:
-    """Smallest p-value over the PDs of every known failure LS that every PD scored.
+def joint_failures(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every known failure LS that every PD scored: ``runId``, ``lumiId``, ``min_p`` (the
+    smallest p-value over the PDs) and ``block`` (its failure episode among them,
+    :func:`.greyzone.episode_ids`), sorted by run and LS.
 
     ``tables``: per PD, (runId, lumiId, p_value) of the history's failure LS."""
     merged = None
     for pd_name, t in tables.items():
-        part = t[KEYS + ["p_value"]].rename(columns={"p_value": pd_name})
+        part = t[KEYS + ["p_value"]].drop_duplicates(KEYS).rename(columns={"p_value": pd_name})
         merged = part if merged is None else merged.merge(part, on=KEYS, how="inner")
     if merged is None or merged.empty:
-        return np.zeros(0)
-    return merged[list(tables)].min(axis=1).to_numpy(np.float64)
-
-
-def failure_blocks(runs, ls) -> int:
-    """How many blocks of consecutive LS (same run, LS numbers one apart) the LS form: the
-    failure episodes behind a set of failure LS."""
-    key = np.unique(np.asarray(runs, dtype=np.int64) * 100_000_000 + np.asarray(ls, np.int64))
-    return int(len(key) and 1 + np.count_nonzero(np.diff(key) != 1))
-
-
-def joint_failure_blocks(tables: dict[str, pd.DataFrame]) -> int:
-    """:func:`failure_blocks` of the failure LS every PD scored (those :func:`joint_failures`
-    returns)."""
-    keys = None
-    for t in tables.values():
-        part = t[KEYS].drop_duplicates()
-        keys = part if keys is None else keys.merge(part, on=KEYS, how="inner")
-    return 0 if keys is None else failure_blocks(keys["runId"], keys["lumiId"])
+        return pd.DataFrame({"runId": [], "lumiId": [], "min_p": [], "block": []})
+    merged = merged.sort_values(KEYS, kind="stable").reset_index(drop=True)
+    return merged[KEYS].assign(min_p=merged[list(tables)].min(axis=1).to_numpy(np.float64),
+                               block=episode_ids(merged["runId"], merged["lumiId"]))
 
 
 def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
@@ -180,10 +170,12 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     # unusual on its own for that PD (greyzone.decide's ``lone``)
     bad = ((p <= max_good_as_bad / len(names)) & ~outside & lone).any(axis=1)
     labelled = fail if known_until is None else fail & (runs < known_until)
+    blocks = np.full(len(out), -1, dtype=np.int64)
+    blocks[fail] = episode_ids(runs[fail], out["lumiId"].to_numpy()[fail])
     for s in np.unique(step):
         rows = step == s
-        cut = joint_cutoff(min_p[labelled & (runs < runs[rows].min())], max_bad_as_good,
-                           confidence)
+        known = labelled & (runs < runs[rows].min())
+        cut = joint_cutoff(min_p[known], max_bad_as_good, confidence, blocks=blocks[known])
         p_good[rows] = cut.p_good
     decision[inside & (min_p > p_good)] = GOOD
     decision[bad] = BAD

@@ -18,7 +18,9 @@ MLflow and those in ``benchmarks/results`` come from the same code. Per step:
   all earlier runs), scored by the step's certifier, with the one-sided bound of
   :mod:`.greyzone`. Not on out-of-fold scores of the window's own bad LS: far fewer LS, in
   a few blocks, whose lowest score sits higher; on the simulated ZeroBias history that let
-  10.8 % of the next failures through instead of 1.5 %,
+  10.8 % of the next failures through instead of 1.5 %. The bound counts the failure
+  episodes those LS come in (:func:`.greyzone.episode_ids`): LS of one block pass or fail
+  together,
 * every LS of the block is scored and decided; its conformal p-value is kept. An LS whose
   pile-up lies outside the range the detector was fitted on goes to review (GREY): its score
   is an extrapolation (:func:`.greyzone.decide`).
@@ -39,7 +41,7 @@ from dc_mlops.errors import DataError
 from dc_mlops.evaluation.drift import MAX_SCORE_KS, upward_ks
 from dc_mlops.evaluation.greyzone import (GOOD, LONE_P, Cutoffs, conformal_bad_cutoff,
                                           conformal_p_values, decide, decision_metrics,
-                                          fit_cutoffs, lone_flags, withhold)
+                                          episode_ids, fit_cutoffs, lone_flags, withhold)
 from dc_mlops.evaluation.metrics import detection_metrics
 from dc_mlops.evaluation.protocols import Step
 
@@ -62,6 +64,7 @@ class StepResult:
     # BAD needs an LS's own score (without run context) above this (greyzone.decide's
     # ``lone``): the conformal cut-off at LONE_P of the calibration LS scored alone
     t_lone: float = -float("inf")
+    bad_blocks: np.ndarray | None = None  # the failure episode of each of ``bad_scores``
 
 
 @dataclass
@@ -128,12 +131,12 @@ def _finish(det: Detector, train: pd.DataFrame, calib: pd.DataFrame, known: pd.D
     _fit(det, train, names, conditions, context_ls)
     fit_seconds = time.perf_counter() - t0
     s_calib = _calibration_scores(det, calib, names, conditions)
-    s_bad = _known_bad_scores(det, known, names, conditions)
-    cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good)
+    s_bad, blocks = _known_bad_scores(det, known, names, conditions)
+    cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good, bad_blocks=blocks)
     alone = ([_calibration_scores(det, calib, names, conditions, False)]
              if det.context_ls else [])
     return StepResult(step, det, cut, s_calib, s_bad, len(train), fit_seconds,
-                      t_lone=_lone_cutoff(alone))
+                      t_lone=_lone_cutoff(alone), bad_blocks=blocks)
 
 
 def fit_crossfitted(window: pd.DataFrame, known: pd.DataFrame, names: list[str],
@@ -163,10 +166,10 @@ def fit_crossfitted(window: pd.DataFrame, known: pd.DataFrame, names: list[str],
     _fit(det, window[good], names, conditions, context_ls)
     fit_seconds = time.perf_counter() - t0
     s_calib = np.concatenate(parts)
-    s_bad = _known_bad_scores(det, known, names, conditions)
-    cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good)
+    s_bad, blocks = _known_bad_scores(det, known, names, conditions)
+    cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good, bad_blocks=blocks)
     return StepResult(step, det, cut, s_calib, s_bad, int(good.sum()), fit_seconds, folds,
-                      _lone_cutoff(alone))
+                      _lone_cutoff(alone), blocks)
 
 
 def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
@@ -300,8 +303,9 @@ def _lone_cutoff(alone: list[np.ndarray]) -> float:
 
 
 def _known_bad_scores(det: Detector, part: pd.DataFrame, names: list[str],
-                      conditions: str | None) -> np.ndarray:
-    """Scores of the judged bad LS of ``part``, each scored among every LS of its run."""
+                      conditions: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of the judged bad LS of ``part``, each scored among every LS of its run, and
+    the failure episode of each (:func:`.greyzone.episode_ids`)."""
     bad = (part["label"].to_numpy() == 1) & part["judged"].to_numpy(bool)
     if det.context_ls:  # only the runs that hold one need scoring
         part = part[np.isin(part["runId"].to_numpy(), part["runId"].to_numpy()[bad])]
@@ -309,7 +313,8 @@ def _known_bad_scores(det: Detector, part: pd.DataFrame, names: list[str],
     else:
         part = part[bad]
         bad = np.ones(len(part), bool)
-    return _score(det, part, names, conditions)[bad]
+    blocks = episode_ids(part["runId"].to_numpy()[bad], part["lumiId"].to_numpy()[bad])
+    return _score(det, part, names, conditions)[bad], blocks
 
 
 def _score(det: Detector, part: pd.DataFrame, names: list[str], conditions: str | None,

@@ -47,8 +47,8 @@ from dc_mlops.data.responsibility import load_responsibility, subsystems_of
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.errors import DataError
 from dc_mlops.evaluation import plots
-from dc_mlops.evaluation.combined import (JointCutoff, joint_cutoff, joint_failure_blocks,
-                                          joint_failures, joint_t_bad, joint_t_good)
+from dc_mlops.evaluation.combined import (JointCutoff, joint_cutoff, joint_failures,
+                                          joint_t_bad, joint_t_good)
 from dc_mlops.evaluation.drift import domain_report
 from dc_mlops.evaluation.greyzone import (BAD, DCS, GOOD, GREY, LOW, combine,
                                           conformal_p_values, decide, decision_metrics,
@@ -201,8 +201,9 @@ def _joint_cutoff(certifiers: list[_Certifier]) -> JointCutoff | None:
             return None
         tables[cert.pd] = pd.DataFrame(f)
     target = min(float(c.spec["cutoffs"]["max_bad_as_good"]) for c in certifiers)
-    joint = joint_cutoff(joint_failures(tables), target, n_pds=len(certifiers),
-                         n_blocks=joint_failure_blocks(tables))
+    failures = joint_failures(tables)
+    joint = joint_cutoff(failures["min_p"].to_numpy(), target, n_pds=len(certifiers),
+                         blocks=failures["block"].to_numpy())
     if not joint.supported:
         log.warning("certify: %d known failure LS scored by every PD cannot support certifying "
                     "GOOD at bad->GOOD <= %g (%d needed): nothing is certified GOOD",

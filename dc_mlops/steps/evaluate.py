@@ -222,6 +222,7 @@ def certifier_spec(base: dict, model: str, s: EvaluateSettings, final: StepResul
     calibration scores (drift check), the feature and conditions ranges (domain check), and
     the p-values of the history's failure LS (the combined GOOD cut-off of ``pd=all``)."""
     scores = np.sort(final.calib_scores)
+    bad_order = np.argsort(final.bad_scores, kind="stable")
     if len(scores) > MAX_CALIBRATION_SCORES:
         scores = scores[np.linspace(0, len(scores) - 1, MAX_CALIBRATION_SCORES).astype(int)]
     X = history[names].to_numpy(np.float64)
@@ -232,7 +233,10 @@ def certifier_spec(base: dict, model: str, s: EvaluateSettings, final: StepResul
         context_ls=final.detector.context_ls, thresholds={"t_good": final.cutoffs.t_good, "t_bad": final.cutoffs.t_bad,
                                                       "t_lone": final.t_lone},
         cutoffs=final.cutoffs.to_dict(), calibration_scores=scores.tolist(),
-        known_bad_scores=np.sort(final.bad_scores).tolist(),
+        known_bad_scores=np.asarray(final.bad_scores)[bad_order].tolist(),
+        # the failure episode of each known bad LS (the GOOD bound counts episodes)
+        known_bad_blocks=([] if final.bad_blocks is None
+                          else np.asarray(final.bad_blocks)[bad_order].astype(int).tolist()),
         feature_min=X.min(axis=0).tolist(), feature_max=X.max(axis=0).tolist(),
         # cross-fitted (calib_folds >= 2): the certifier trained on every window run, and the
         # calibration scores are out-of-fold scores of the same runs

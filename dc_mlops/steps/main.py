@@ -244,8 +244,8 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert,
             alarms.append(
                 f"!! all PDs in the walk: bad->GOOD {m['walk_certifying_bad_as_good_rate']:.2%} "
                 f"in the steps that certified GOOD is over its target (the steps that could not "
-                f"certify let none through): the known failures come in blocks, and the "
-                f"bound counts their LS as independent")
+                f"certify let none through): the failures of later runs were fainter than "
+                f"the known ones the cut-offs rest on")
     if cert is not None:
         sm = cert.summary
         c = sm["counts"]
@@ -265,10 +265,11 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert,
         joint = sm.get("joint_cutoff")
         if joint:
             blocks = f" in {joint['n_blocks']} blocks" if joint.get("n_blocks") else ""
+            how = ("counting the blocks, whose LS pass or fail together"
+                   if joint.get("n_blocks") else "if the LS were independent")
             lines.append(f"  GOOD when every PD's p-value > {joint['p_good']:.3g}: rests on "
                          f"{joint['n_failures']} known failure LS{blocks}, bad->GOOD <= "
-                         f"{joint['bound']:.2%} at {joint['confidence']:.0%} confidence if the "
-                         "LS were independent (failures of one block pass or fail together)")
+                         f"{joint['bound']:.2%} at {joint['confidence']:.0%} confidence, {how}")
             if not joint["supported"]:
                 alarms.append(f"!! {joint['n_failures']} known failure LS cannot support "
                               f"certifying GOOD at bad->GOOD <= {joint['max_bad_as_good']:g} "

@@ -180,7 +180,8 @@ def _update(model: dict, flags: pd.DataFrame, verdicts: pd.DataFrame, summary: d
     cut, calib = refresh_cutoffs(spec["calibration_scores"], spec.get("known_bad_scores", []),
                                  score[new_good], score[flagged], found_bad,
                                  spec["cutoffs"]["max_good_as_bad"],
-                                 spec["cutoffs"]["max_bad_as_good"])
+                                 spec["cutoffs"]["max_bad_as_good"],
+                                 known_bad_blocks=_blocks(spec))
     calib = np.sort(calib)
     if len(calib) > MAX_CALIBRATION_SCORES:
         calib = calib[np.linspace(0, len(calib) - 1, MAX_CALIBRATION_SCORES).astype(int)]
@@ -200,6 +201,13 @@ def _update(model: dict, flags: pd.DataFrame, verdicts: pd.DataFrame, summary: d
     return {"detector": detector, "spec": spec, "from_version": str(current.version),
             "before": dict(t), "grey_before": before, "grey_after": after,
             "n_verified_good": int((v == GOOD).sum()), "n_verified_bad": int(verified_bad.sum())}
+
+
+def _blocks(spec: dict) -> np.ndarray | None:
+    """The failure episode of each known bad LS of a certifier's spec; None for certifiers
+    made before episodes were counted (their LS count as independent)."""
+    b = spec.get("known_bad_blocks")
+    return np.asarray(b) if b and len(b) == len(spec.get("known_bad_scores", [])) else None
 
 
 def _register(pd_name: str, up: dict, review_run: str) -> str | None:

@@ -39,7 +39,9 @@ def test_a_pds_t_good_is_the_p_value_rule_in_score_units():
 def test_joint_failures_take_the_smallest_p_value_of_ls_every_pd_scored():
     a = pd.DataFrame({"runId": [1, 1, 2], "lumiId": [1, 2, 1], "p_value": [0.5, 0.01, 0.2]})
     b = pd.DataFrame({"runId": [1, 2], "lumiId": [1, 1], "p_value": [0.02, 0.9]})
-    assert sorted(joint_failures({"A": a, "B": b})) == [0.02, 0.2]
+    j = joint_failures({"A": a, "B": b})
+    assert j["min_p"].tolist() == [0.02, 0.2] and j["runId"].tolist() == [1, 2]
+    assert j["block"].nunique() == 2
 
 
 def test_failures_are_flagged_bad_ls_but_not_dcs_or_low_statistics():
@@ -154,12 +156,24 @@ def test_hindsight_automation_is_the_best_single_cutoff_at_the_target():
         share - np.sum(min_p[100:2100] > t) / (n_good + n_fail))
 
 
-def test_failure_blocks_count_runs_of_consecutive_ls_that_every_pd_scored():
-    from dc_mlops.evaluation.combined import failure_blocks, joint_failure_blocks
-    assert failure_blocks([1, 1, 1, 2, 2, 1], [5, 6, 8, 1, 2, 7]) == 2  # 1:5-8 and 2:1-2
-    assert failure_blocks([1, 1, 2], [5, 7, 1]) == 3 and failure_blocks([], []) == 0
+def test_failure_blocks_are_runs_of_consecutive_ls_that_every_pd_scored():
     a = pd.DataFrame({"runId": [1, 1, 1, 1], "lumiId": [1, 2, 3, 4], "p_value": 0.1})
     b = pd.DataFrame({"runId": [1, 1, 1], "lumiId": [1, 2, 4], "p_value": 0.1})
-    assert joint_failure_blocks({"A": a, "B": b}) == 2  # LS 3 was not scored by B
-    cut = joint_cutoff(np.full(400, 1e-4), 0.01, n_blocks=7)
+    j = joint_failures({"A": a, "B": b})  # LS 3 was not scored by B: 1-2 and 4
+    assert j["block"].tolist() == [0, 0, 1]
+    cut = joint_cutoff(np.full(400, 1e-4), 0.01, blocks=np.repeat(np.arange(7), [58] * 6 + [52]))
     assert cut.to_dict()["n_blocks"] == 7 and cut.supported
+
+
+def test_the_joint_cutoff_counts_failure_episodes():
+    """1 500 failure LS in 60 blocks of 25; one block no PD sees (p ~ U(0, 1)). Counted as
+    independent LS, about 8 of them may pass: p_good falls inside the invisible block. Counted
+    by episode, passes piled into one block weigh as one draw: p_good stays higher."""
+    rng = np.random.default_rng(4)
+    blocks = np.repeat(np.arange(60), 25)
+    min_p = np.where(blocks == 7, rng.random(1500), rng.uniform(0, 1e-3, 1500))
+    iid = joint_cutoff(min_p, 0.01)
+    episodes = joint_cutoff(min_p, 0.01, blocks=blocks)
+    assert iid.supported and episodes.supported and episodes.n_blocks == 60
+    assert episodes.p_good > iid.p_good
+    assert (min_p > episodes.p_good).sum() <= 3 < 6 <= (min_p > iid.p_good).sum()

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from dc_mlops.evaluation.greyzone import (BAD, DCS, GOOD, GREY, LOW, bad_needed,
-                                          bounded_good_cutoff, combine, conformal_bad_cutoff,
-                                          conformal_p_values, decide, decision_metrics,
-                                          fit_cutoffs, rate_upper_bound, refresh_cutoffs)
+                                          bounded_good_cutoff, clustered_rate_upper_bound,
+                                          combine, conformal_bad_cutoff, conformal_p_values,
+                                          decide, decision_metrics, episode_ids, fit_cutoffs,
+                                          rate_upper_bound, refresh_cutoffs)
 
 
 def test_conformal_cutoff_by_hand():
@@ -148,3 +149,58 @@ def test_bad_needs_the_ls_unusual_on_its_own_and_the_veto_only_makes_grey():
     outside = np.array([False, False, False, False, True])
     assert decide(scores, 1.0, 10.0).tolist() == [GOOD, GREY, BAD, BAD, BAD]
     assert decide(scores, 1.0, 10.0, outside, lone).tolist() == [GOOD, GREY, BAD, GREY, GREY]
+
+
+def test_episodes_are_blocks_of_consecutive_ls_of_one_run():
+    ids = episode_ids([1, 1, 1, 2, 2, 1, 3], [5, 6, 8, 1, 2, 7, 9])
+    assert ids.tolist() == [0, 0, 0, 1, 1, 0, 2]  # 1:5-8, 2:1-2, 3:9
+    assert episode_ids([], []).tolist() == []
+
+
+def test_passes_piled_into_one_episode_weigh_more_than_passes_spread_over_many():
+    """10 passing LS of 2 000 in 100 episodes of 20: spread over 10 episodes the bound is about
+    the LS-count bound; all in one episode it is nearly three times larger."""
+    blocks = np.repeat(np.arange(100), 20)
+    m = len(blocks)
+
+    def bound(passed: np.ndarray) -> float:
+        x = np.bincount(blocks, weights=passed.astype(float))
+        r = passed.mean()
+        var = 100 / 99 * np.sum((x - r * 20) ** 2) / m ** 2
+        return clustered_rate_upper_bound(int(passed.sum()), m, 100, var)
+
+    spread = np.zeros(m, bool)
+    spread[np.arange(10) * 20] = True
+    piled = np.zeros(m, bool)
+    piled[:10] = True
+    assert bound(spread) == pytest.approx(rate_upper_bound(10, m), rel=0.1)
+    assert bound(piled) > 0.02 > 2 * rate_upper_bound(10, m)  # over a 1 % or 2 % target
+    assert clustered_rate_upper_bound(0, m, 100, 0.0) == rate_upper_bound(0, m)
+
+
+def test_the_good_cutoff_counting_episodes_breaks_its_target_far_less_often():
+    """Histories of 60 failure episodes (blocks of 5-60 LS), 4 % of them invisible to the
+    detector (their LS score like good LS, U(0, 1); the others above 1), so a cut-off t < 1
+    lets 4 % x t of the failures through: over the 1 % target when t > 0.25. t_good is set
+    on each history; counting LS as independent draws it breaks the target in 76 of 200
+    histories, counting episodes (Korn-Graubard) in 38, and it still certifies good LS. Not in all but 5 %: when no invisible episode is among
+    the known ones, nothing tells a bound about them (60 episodes cannot support a claim
+    about 1 % of episodes: 299 would)."""
+    rng = np.random.default_rng(7)
+    over = {"ls": 0, "episodes": 0}
+    certified = []
+    for _ in range(200):
+        sizes = rng.integers(5, 61, 60)
+        blocks = np.repeat(np.arange(60), sizes)
+        invisible = (rng.random(60) < 0.04)[blocks]
+        known = np.where(invisible, rng.random(len(blocks)),
+                         1.0 + rng.exponential(size=len(blocks)))
+        for how, b in (("ls", None), ("episodes", blocks)):
+            t, bound = bounded_good_cutoff(known, 0.01, blocks=b)
+            t = min(t, 1.0) if bound <= 0.01 else 0.0  # the share of good LS certified
+            over[how] += 0.04 * t > 0.01
+            if how == "episodes":
+                certified.append(t)
+    assert over["ls"] >= 50
+    assert over["episodes"] < 0.6 * over["ls"]
+    assert np.median(certified) > 0.05

@@ -51,7 +51,9 @@ def test_review_logs_the_labels_and_refreshes_the_production_cutoffs(certified):
     assert len(spec["calibration_scores"]) > len(old["calibration_scores"])
     # found bad LS never loosen t_good: it stays within what the fully labelled runs support
     from dc_mlops.evaluation.greyzone import bounded_good_cutoff
-    limit, _ = bounded_good_cutoff(old["known_bad_scores"], old["cutoffs"]["max_bad_as_good"])
+    assert len(old["known_bad_blocks"]) == len(old["known_bad_scores"])
+    limit, _ = bounded_good_cutoff(old["known_bad_scores"], old["cutoffs"]["max_bad_as_good"],
+                                   blocks=old["known_bad_blocks"])
     assert spec["thresholds"]["t_good"] <= limit
     assert spec["known_bad_scores"] == old["known_bad_scores"]
     client = MlflowClient()

@@ -244,8 +244,9 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert,
             alarms.append(
                 f"!! all PDs in the walk: bad->GOOD {m['walk_certifying_bad_as_good_rate']:.2%} "
                 f"in the steps that certified GOOD is over its target (the steps that could not "
-                f"certify let none through): the failures of later runs were fainter than "
-                f"the known ones the cut-offs rest on")
+                f"certify let none through): some later failures were fainter than the known "
+                f"ones the cut-off rests on, and no bound on past failures covers a kind not "
+                f"seen yet")
     if cert is not None:
         sm = cert.summary
         c = sm["counts"]

@@ -66,7 +66,7 @@ def test_main_measures_the_combined_decision_on_its_walk(main_store):
     assert m["walk_n_bad"] > 500  # enough failures to measure bad->GOOD at 1 %
     assert m["walk_good_as_bad_rate"] <= 0.01, m["walk_good_as_bad_rate"]
     # the GOOD cut-off is a 95 % bound at 1 %: the realised rate may pass it by chance (one
-    # standard deviation is 0.3 % on ~1000 failure LS); measured 0.84 %, contamination 0.08 %
+    # standard deviation is 0.3 % on ~1000 failure LS); measured 0.75 %, contamination 0.07 %
     assert m["walk_bad_as_good_rate"] <= 0.015, m["walk_bad_as_good_rate"]
     assert m["walk_contamination"] <= 0.0015, m["walk_contamination"]
     assert m["walk_good_certified_rate"] > 0.3, m["walk_good_certified_rate"]

@@ -138,12 +138,11 @@ class _EpisodeBound:
         self.passed[b] += 1
         self.k += 1
         r = self.k / self.m
-        # between-episode variance of the ratio estimate (episodes as clusters)
+        # between-episode variance of the ratio estimate (episodes as clusters); one episode
+        # has none, and clustered_rate_upper_bound supports nothing on it
         ss = self.sum_x2 - 2 * r * self.sum_xn + r * r * self.sum_n2
-        return clustered_rate_upper_bound(self.k, self.m, self.n_blocks,
-                                          self.n_blocks / (self.n_blocks - 1) * ss / self.m ** 2
-                                          if self.n_blocks > 1 else float("inf"),
-                                          self.confidence)
+        var = self.n_blocks / max(1, self.n_blocks - 1) * ss / self.m ** 2
+        return clustered_rate_upper_bound(self.k, self.m, self.n_blocks, var, self.confidence)
 
 
 def clustered_rate_upper_bound(k: int, m: int, n_blocks: int, variance: float,

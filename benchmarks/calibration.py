@@ -81,7 +81,7 @@ def main() -> None:
                               lambda: registry.build(model), s.conditions, s.max_good_as_bad,
                               s.max_bad_as_good, folds=folds, context_ls=s.context_ls)
                 if model == a.models.split(",")[0]:
-                    walks.setdefault(way, {})[pd_name] = wf.decisions
+                    walks.setdefault(way, {})[pd_name] = wf
                 m = wf.metrics()
                 d = wf.decisions
                 rows.append([pd_name, model, way, len(plan), n_judged,
@@ -94,7 +94,9 @@ def main() -> None:
                              f"{m['test_roc_auc']:.3f}", f"{time.time() - t0:.0f}"])
                 print(" | ".join(map(str, rows[-1])), flush=True)
     for way, per_pd in walks.items() if len(a.pds.split(",")) > 1 else ():
-        d = combined_walk(per_pd, s.max_bad_as_good, s.max_good_as_bad)
+        d = combined_walk({p: w.decisions for p, w in per_pd.items()}, s.max_bad_as_good,
+                          s.max_good_as_bad,
+                          failures={p: w.known_failures for p, w in per_pd.items()})
         m = decision_metrics(d["decision"], d["label"], d["failure"], "test")
         rows.append(["all PDs combined", a.models.split(",")[0], way, "", "",
                      int(d["failure"].sum()), f"{m['test_good_as_bad_rate']:.4f}",

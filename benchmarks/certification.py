@@ -170,7 +170,8 @@ def combination(results: dict, pds: list[str], s: EvaluateSettings
                       for x in r.itertuples() if x.meets_targets}
     if len(pds) < len(PDS) or not all(options.values()):
         return own, "each PD's own pick (a PD has no detector meeting its targets)"
-    ranking = rank_combinations(options, s.max_good_as_bad, s.max_bad_as_good)
+    known = {p: {m: results[(p, m)].known_failures for m in o} for p, o in options.items()}
+    ranking = rank_combinations(options, s.max_good_as_bad, s.max_bad_as_good, failures=known)
     top = ranking.iloc[0]
     if not top["meets_targets"]:
         return own, (f"each PD's own pick (none of {len(ranking)} combinations meets the "
@@ -188,8 +189,9 @@ def combined(era: Path, results: dict, picks: dict[str, str | None],
     for pd_name, m in picks.items():
         m = m or max((wf.metrics()["test_correct_automation_rate"], mm)
                      for (p, mm), wf in results.items() if p == pd_name)[1]
-        walks[pd_name] = results[(pd_name, m)].decisions
-    d = combined_walk(walks, s.max_bad_as_good, s.max_good_as_bad)
+        walks[pd_name] = results[(pd_name, m)]
+    d = combined_walk({p: w.decisions for p, w in walks.items()}, s.max_bad_as_good,
+                      s.max_good_as_bad, failures={p: w.known_failures for p, w in walks.items()})
     m = decision_metrics(d["decision"], d["label"], d["failure"], "era")
     supported = d.groupby("step")["p_good"].first() < 1
     truth = pd.read_parquet(era / "truth.parquet")
@@ -226,7 +228,9 @@ def combined_variants(results: dict, picks: dict[str, str | None], models: list[
         walks = {p: results[(p, m)].decisions for p, m in chosen_.items()}
         if not lone:
             walks = {p: w.assign(lone=True) for p, w in walks.items()}
-        d = combined_walk(walks, s.max_bad_as_good, s.max_good_as_bad)
+        d = combined_walk(walks, s.max_bad_as_good, s.max_good_as_bad,
+                          failures={p: results[(p, m)].known_failures
+                                    for p, m in chosen_.items()})
         era = walks[next(iter(walks))].set_index(["runId", "lumiId"])["era"]
         d["era"] = era.reindex(pd.MultiIndex.from_arrays([d["runId"], d["lumiId"]])).to_numpy()
         for name, part in [("all", d)] + list(d.groupby("era", sort=True)):
@@ -259,6 +263,7 @@ def review_stream(era: Path, pds: list[str], picks: dict, s: EvaluateSettings,
     * *every LS labelled*: the walk of section 1 (every earlier LS labelled by the truth).
     """
     rows, fed_walks, truth_walks, first_run = [], {}, {}, None
+    fed_known, truth_known = {}, {}
     for pd_name in pds:
         m = picks.get(pd_name) or "pca"
         frame, names = ls_frame(era, pd_name)
@@ -276,6 +281,12 @@ def review_stream(era: Path, pds: list[str], picks: dict, s: EvaluateSettings,
         before = truth.decisions[truth.decisions["step"] < first]
         fed_walks[pd_name] = pd.concat([before, loop], ignore_index=True)
         truth_walks[pd_name] = truth.decisions
+        tk = truth.known_failures
+        fed_known[pd_name] = pd.concat(
+            [tk[tk["step"] < first],
+             fed.known_failures.assign(step=fed.known_failures["step"] + first)],
+            ignore_index=True)
+        truth_known[pd_name] = tk
         first_run = min(steps[first].test_runs)
         res = fit_step(frame, names, steps[first], builder(m), s.conditions, s.max_good_as_bad,
                        s.max_bad_as_good, s.calib_folds, s.context_ls)
@@ -306,10 +317,11 @@ def review_stream(era: Path, pds: list[str], picks: dict, s: EvaluateSettings,
                          int(fed.steps["n_failures_unseen"].iat[b])])
     combined_rows = []
     if len(pds) == len(PDS):
-        for what, walks, known_until in (("review loop", fed_walks, first_run),
-                                         ("every LS labelled", truth_walks, None)):
+        for what, walks, known, known_until in (
+                ("review loop", fed_walks, fed_known, first_run),
+                ("every LS labelled", truth_walks, truth_known, None)):
             d = combined_walk(walks, s.max_bad_as_good, s.max_good_as_bad,
-                              known_until=known_until)
+                              known_until=known_until, failures=known)
             d = d[d["runId"] >= first_run]
             mt = decision_metrics(d["decision"], d["label"], d["failure"], "c")
             combined_rows.append([what, len(d), f"{mt['c_automation_rate']:.4f}",

@@ -124,7 +124,8 @@ def joint_failures(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
                   max_good_as_bad: float, confidence: float = CONFIDENCE,
-                  known_until: int | None = None) -> pd.DataFrame:
+                  known_until: int | None = None,
+                  failures: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """The combined decision of the PDs' walk-forward certifications (one row per LS that
     every PD certified), as ``certify pd=all`` would have decided it at each step.
 
@@ -132,9 +133,16 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     ``origin``, ``decision``, ``p_value``, ``outside``, optionally ``in_domain``: a step out
     of its domain decides nothing, as in ``certify``, and ``lone``: BAD needs the LS unusual
     on its own, :func:`.greyzone.decide`). The steps follow the runs of the
-    first PD's walk; the ``p_good`` of a step rests on the failure LS certified in the
-    steps before it (every LS is decided by models and cut-offs that saw only the past);
-    BAD is each PD's p-value at ``max_good_as_bad`` / the number of PDs.
+    first PD's walk; the ``p_good`` of a step rests on the failure LS of the runs before it
+    (every LS is decided by models and cut-offs that saw only the past); BAD is each PD's
+    p-value at ``max_good_as_bad`` / the number of PDs.
+
+    ``failures`` (:attr:`.walkforward.WalkForward.known_failures`, per PD): each step's
+    p-values of every failure LS known before it, the first window's included, as
+    ``certify`` rests ``p_good`` on every failure of the certifier's history. Without them
+    (walks logged before they were kept) a step rests on the failures that earlier steps
+    certified: never on the first window's runs, so a faint failure there, which ``certify``
+    counts, is missed (main's walk set ``p_good`` at 0.18-0.25 where ``certify`` needed 0.73).
 
     ``known_until`` (the walks of a review loop, :func:`.walkforward.run_plan` with
     ``feedback``, from that run on): the known failures ``p_good`` rests on are those of
@@ -172,15 +180,27 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     labelled = fail if known_until is None else fail & (runs < known_until)
     blocks = np.full(len(out), -1, dtype=np.int64)
     blocks[fail] = episode_ids(runs[fail], out["lumiId"].to_numpy()[fail])
+    use_known = failures is not None and all(p in failures for p in names)
     for s in np.unique(step):
         rows = step == s
-        known = labelled & (runs < runs[rows].min())
-        cut = joint_cutoff(min_p[known], max_bad_as_good, confidence, blocks=blocks[known])
+        if use_known:
+            j = joint_failures({p: _known_at(failures[p], s, known_until) for p in names})
+            cut = joint_cutoff(j["min_p"].to_numpy(), max_bad_as_good, confidence,
+                               blocks=j["block"].to_numpy())
+        else:
+            known = labelled & (runs < runs[rows].min())
+            cut = joint_cutoff(min_p[known], max_bad_as_good, confidence, blocks=blocks[known])
         p_good[rows] = cut.p_good
     decision[inside & (min_p > p_good)] = GOOD
     decision[bad] = BAD
     return out[KEYS + ["label", "origin"]].assign(step=step, min_p=min_p, p_good=p_good,
                                                   failure=fail, decision=decision.astype(str))
+
+
+def _known_at(failures: pd.DataFrame, step, known_until: int | None) -> pd.DataFrame:
+    """One PD's known failures at ``step`` (those of the runs before ``known_until`` only)."""
+    f = failures[failures["step"].to_numpy() == step]
+    return f if known_until is None else f[f["runId"].to_numpy() < known_until]
 
 
 def hindsight_automation(walk: pd.DataFrame, max_bad_as_good: float) -> tuple[float, float]:

@@ -78,7 +78,8 @@ def best_seed(candidates: pd.DataFrame, model: str,
 
 
 def rank_combinations(walks: dict[str, dict[str, pd.DataFrame]], max_good_as_bad: float,
-                      max_bad_as_good: float, metric: str = "walk_correct_automation_rate"
+                      max_bad_as_good: float, metric: str = "walk_correct_automation_rate",
+                      failures: dict[str, dict[str, pd.DataFrame | None]] | None = None
                       ) -> pd.DataFrame:
     """Every combination of one candidate per PD, ranked by what ``certify pd=all`` puts in
     the Golden JSON: the PDs' walks combined per LS (:func:`.combined.combined_walk`), the
@@ -92,15 +93,19 @@ def rank_combinations(walks: dict[str, dict[str, pd.DataFrame]], max_good_as_bad
     the per-PD picks let 1.57 % of failures through against 1.01 % with pca for every PD).
 
     ``walks``: per PD, per candidate key (a model name, or a champion's label), its walk's
-    per-LS decisions (``decisions.parquet`` of the candidate run). Returns one row per
+    per-LS decisions (``decisions.parquet`` of the candidate run). ``failures``: the same
+    keys, each walk's known failures per step (``known_failures.parquet``;
+    :func:`.combined.combined_walk`), None where a run predates them. Returns one row per
     combination: a column per PD holding its candidate key, the ``walk_*`` figures of
     :func:`.greyzone.decision_metrics`, ``meets_targets`` and ``why_not``; best first.
     """
     pds = list(walks)
     rows = []
     for keys in itertools.product(*(list(walks[p]) for p in pds)):
+        known = {p: (failures or {}).get(p, {}).get(k) for p, k in zip(pds, keys)}
         d = combined_walk({p: walks[p][k] for p, k in zip(pds, keys)}, max_bad_as_good,
-                          max_good_as_bad)
+                          max_good_as_bad, failures=known if all(
+                              f is not None for f in known.values()) else None)
         m = decision_metrics(d["decision"], d["label"], d["failure"], "walk")
         gab, bag = m["walk_good_as_bad_rate"], m["walk_bad_as_good_rate"]
         reasons = []

@@ -38,6 +38,7 @@ from dc_mlops.data.context import ls_order
 from dc_mlops.data.correction import conditions_matrix
 from dc_mlops.detectors.base import Detector
 from dc_mlops.errors import DataError
+from dc_mlops.evaluation.combined import failure_mask
 from dc_mlops.evaluation.drift import MAX_SCORE_KS, upward_ks
 from dc_mlops.evaluation.greyzone import (GOOD, LONE_P, Cutoffs, conformal_bad_cutoff,
                                           conformal_p_values, decide, decision_metrics,
@@ -65,6 +66,10 @@ class StepResult:
     # ``lone``): the conformal cut-off at LONE_P of the calibration LS scored alone
     t_lone: float = -float("inf")
     bad_blocks: np.ndarray | None = None  # the failure episode of each of ``bad_scores``
+    # (runId, lumiId, score) of every flagged failure LS (any subsystem) of the runs before
+    # the step, inside its conditions range: what the combined GOOD cut-off of all PDs
+    # rests on (failure_p_values), as certify's rests on the certifier's history
+    failures: pd.DataFrame | None = None
 
 
 @dataclass
@@ -73,6 +78,10 @@ class WalkForward:
 
     decisions: pd.DataFrame
     steps: pd.DataFrame
+    # per step, the p-values of the flagged failure LS known before it (``step``, ``runId``,
+    # ``lumiId``, ``p_value``): the combined walk's ``p_good`` rests on them, as certify's
+    # rests on every failure of the certifier's history (:mod:`.combined`)
+    known_failures: pd.DataFrame | None = None
 
     def metrics(self, prefix: str = "test") -> dict[str, float]:
         d = self.decisions
@@ -131,12 +140,14 @@ def _finish(det: Detector, train: pd.DataFrame, calib: pd.DataFrame, known: pd.D
     _fit(det, train, names, conditions, context_ls)
     fit_seconds = time.perf_counter() - t0
     s_calib = _calibration_scores(det, calib, names, conditions)
-    s_bad, blocks = _known_bad_scores(det, known, names, conditions)
+    scored = _bad_ls_scores(det, known, names, conditions)
+    s_bad, blocks = _known_bad(scored)
     cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good, bad_blocks=blocks)
     alone = ([_calibration_scores(det, calib, names, conditions, False)]
              if det.context_ls else [])
     return StepResult(step, det, cut, s_calib, s_bad, len(train), fit_seconds,
-                      t_lone=_lone_cutoff(alone), bad_blocks=blocks)
+                      t_lone=_lone_cutoff(alone), bad_blocks=blocks,
+                      failures=_failures(scored))
 
 
 def fit_crossfitted(window: pd.DataFrame, known: pd.DataFrame, names: list[str],
@@ -166,10 +177,11 @@ def fit_crossfitted(window: pd.DataFrame, known: pd.DataFrame, names: list[str],
     _fit(det, window[good], names, conditions, context_ls)
     fit_seconds = time.perf_counter() - t0
     s_calib = np.concatenate(parts)
-    s_bad, blocks = _known_bad_scores(det, known, names, conditions)
+    scored = _bad_ls_scores(det, known, names, conditions)
+    s_bad, blocks = _known_bad(scored)
     cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good, bad_blocks=blocks)
     return StepResult(step, det, cut, s_calib, s_bad, int(good.sum()), fit_seconds, folds,
-                      _lone_cutoff(alone), blocks)
+                      _lone_cutoff(alone), blocks, _failures(scored))
 
 
 def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
@@ -191,12 +203,13 @@ def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
     frame = ls_order(frame)
     runs = frame["runId"].to_numpy()
     known = frame.copy() if feedback else frame
-    parts, rows = [], []
+    parts, rows, failures = [], [], []
     for i, step in enumerate(plan):
         res = fit_step(known, names, step, build, conditions, max_good_as_bad,
                        max_bad_as_good, folds, context_ls)
         block = np.isin(runs, step.test_runs)
         part, row = certify_part(res, frame[block], names, conditions, i)
+        failures.append(_p_values(res, res.failures).assign(step=i))
         if feedback:
             unseen = np.flatnonzero(block)[part["decision"].to_numpy() == GOOD]
             known.iloc[unseen, known.columns.get_loc("label")] = 0
@@ -206,7 +219,9 @@ def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
         rows.append(row)
         if on_step is not None:
             on_step(i)
-    return WalkForward(pd.concat(parts, ignore_index=True), pd.DataFrame(rows))
+    return WalkForward(pd.concat(parts, ignore_index=True), pd.DataFrame(rows),
+                       pd.concat(failures, ignore_index=True)[["step", "runId", "lumiId",
+                                                              "p_value"]])
 
 
 def certify_part(res: StepResult, test: pd.DataFrame, names: list[str],
@@ -251,20 +266,22 @@ def certify_part(res: StepResult, test: pd.DataFrame, names: list[str],
 
 def failure_p_values(res: StepResult, history: pd.DataFrame, names: list[str],
                      conditions: str | None) -> pd.DataFrame:
-    """(runId, lumiId, p_value) of every failure LS of ``history`` (any subsystem; every LS of
-    its runs, sorted by run and LS) under a fitted step, inside its conditions range: what
-    the combined GOOD cut-off of ``certify pd=all`` rests on
+    """(runId, lumiId, p_value) of every flagged failure LS of ``history`` (any subsystem;
+    every LS of its runs, sorted by run and LS) under a fitted step, inside its conditions
+    range: what the combined GOOD cut-off of ``certify pd=all`` rests on
     (:mod:`dc_mlops.evaluation.combined`)."""
-    from dc_mlops.evaluation.combined import failure_mask
-    fail = failure_mask(history["label"], history["origin"])
-    part = history[np.isin(history["runId"].to_numpy(), history["runId"].to_numpy()[fail])]
-    fail = failure_mask(part["label"], part["origin"])
-    if not fail.any():
-        return pd.DataFrame({"runId": [], "lumiId": [], "p_value": []})
-    keep = fail & ~_outside(res.detector, part, conditions)
-    p = conformal_p_values(res.calib_scores, _score(res.detector, part, names, conditions))
-    return pd.DataFrame({"runId": part["runId"].to_numpy()[keep],
-                         "lumiId": part["lumiId"].to_numpy()[keep], "p_value": p[keep]})
+    return _p_values(res, _failures(_bad_ls_scores(res.detector, history, names, conditions)))
+
+
+def _p_values(res: StepResult, failures: pd.DataFrame | None) -> pd.DataFrame:
+    """``failures`` (runId, lumiId, score) with their conformal p-values under ``res``."""
+    if failures is None or failures.empty:
+        return pd.DataFrame({"runId": np.zeros(0, np.int64), "lumiId": np.zeros(0, np.int64),
+                             "p_value": np.zeros(0)})
+    return pd.DataFrame({"runId": failures["runId"].to_numpy(),
+                         "lumiId": failures["lumiId"].to_numpy(),
+                         "p_value": conformal_p_values(res.calib_scores,
+                                                       failures["score"].to_numpy())})
 
 
 def _fit(det: Detector, part: pd.DataFrame, names: list[str], conditions: str | None,
@@ -302,19 +319,40 @@ def _lone_cutoff(alone: list[np.ndarray]) -> float:
     return conformal_bad_cutoff(np.concatenate(alone), LONE_P) if alone else -float("inf")
 
 
-def _known_bad_scores(det: Detector, part: pd.DataFrame, names: list[str],
-                      conditions: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of the judged bad LS of ``part``, each scored among every LS of its run, and
-    the failure episode of each (:func:`.greyzone.episode_ids`)."""
-    bad = (part["label"].to_numpy() == 1) & part["judged"].to_numpy(bool)
-    if det.context_ls:  # only the runs that hold one need scoring
+def _bad_ls_scores(det: Detector, part: pd.DataFrame, names: list[str],
+                   conditions: str | None) -> pd.DataFrame:
+    """Every bad LS of ``part`` (runId, lumiId, score, judged, failure, outside), each scored
+    among every LS of its run (only the runs that hold one are scored): the known bad LS a
+    step's GOOD cut-offs rest on, scored once for both."""
+    bad = part["label"].to_numpy() == 1
+    if det.context_ls:
         part = part[np.isin(part["runId"].to_numpy(), part["runId"].to_numpy()[bad])]
-        bad = (part["label"].to_numpy() == 1) & part["judged"].to_numpy(bool)
     else:
         part = part[bad]
-        bad = np.ones(len(part), bool)
-    blocks = episode_ids(part["runId"].to_numpy()[bad], part["lumiId"].to_numpy()[bad])
-    return _score(det, part, names, conditions)[bad], blocks
+    bad = part["label"].to_numpy() == 1
+    scores = _score(det, part, names, conditions)
+    rows = part[bad]
+    # tables without an origin (made by hand): every bad LS a flagged failure
+    origin = rows["origin"] if "origin" in rows else np.full(len(rows), "failure")
+    return pd.DataFrame({"runId": rows["runId"].to_numpy(), "lumiId": rows["lumiId"].to_numpy(),
+                         "score": scores[bad], "judged": rows["judged"].to_numpy(bool),
+                         "failure": failure_mask(rows["label"], origin),
+                         "outside": _outside(det, rows, conditions)})
+
+
+def _known_bad(scored: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The scores of the judged bad LS (the PD's own failures: ``t_good`` rests on them) and
+    the failure episode of each (:func:`.greyzone.episode_ids`)."""
+    j = scored[scored["judged"].to_numpy(bool)]
+    return (j["score"].to_numpy(np.float64),
+            episode_ids(j["runId"].to_numpy(), j["lumiId"].to_numpy()))
+
+
+def _failures(scored: pd.DataFrame) -> pd.DataFrame:
+    """The flagged failure LS of any subsystem inside the conditions range (runId, lumiId,
+    score): the combined cut-off's known failures."""
+    keep = scored["failure"].to_numpy(bool) & ~scored["outside"].to_numpy(bool)
+    return scored.loc[keep, ["runId", "lumiId", "score"]].reset_index(drop=True)
 
 
 def _score(det: Detector, part: pd.DataFrame, names: list[str], conditions: str | None,

@@ -15,7 +15,8 @@ candidate (``test_roc_auc``, ``test_automation_rate``, ``test_correct_automation
 ``test_good_as_bad_rate``, ``test_bad_as_good_rate``, ``test_contamination``, ...), so the
 MLflow compare view shows them side by side; ``decisions.parquet`` (every certified LS with
 score, p-value and decision), ``steps.csv`` (cut-offs per step, the LS they rest on, the
-measured rates), the ROC curve and the decision-value histogram; and its **certifier**: the
+measured rates), ``known_failures.parquet`` (each step's p-values of the failure LS known
+before it: what the combined cut-off of all PDs rests on), the ROC curve and the decision-value histogram; and its **certifier**: the
 same detector trained on the newest window of the data, with its cut-offs, calibration scores,
 feature ranges and conditions range inside — what ``promote`` registers.
 
@@ -257,6 +258,8 @@ def _log_candidate_artifacts(s: EvaluateSettings, model: str, wf: WalkForward,
                              final: StepResult) -> None:
     d = wf.decisions
     tr.log_frame(d, "", "decisions.parquet")
+    if wf.known_failures is not None:  # what each step's combined GOOD cut-off rests on
+        tr.log_frame(wf.known_failures, "", tr.KNOWN_FAILURES)
     tr.log_frame(wf.steps, "", "steps.csv", fmt="csv")
     roc = roc_table(d["label"], d["score"], d["judged"]) if d["label"].nunique() > 1 else None
     if roc is not None:

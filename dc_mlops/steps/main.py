@@ -141,14 +141,17 @@ def _combined(results: list[_PDResult], max_bad_as_good: float, max_good_as_bad:
     of every subsystem (``walk_*``); None for one PD."""
     if len(results) < 2:
         return None
-    walks = {}
+    walks, known = {}, {}
     for r in results:
         runs = set(r.evaluation.candidates["candidate_run_id"])
         run = r.promotion.production_run if r.promotion.production_run in runs else \
             best_seed(r.evaluation.candidates, r.evaluation.comparison.iloc[0]["model"]
                       )["candidate_run_id"]
         walks[r.pd] = tr.read_parquet_artifact(run, "decisions.parquet")
-    d = combined_walk(walks, max_bad_as_good, max_good_as_bad)
+        known[r.pd] = tr.read_parquet_artifact(run, tr.KNOWN_FAILURES, missing_ok=True)
+    # as certify: p_good rests on every failure known before the step (None: an older run)
+    d = combined_walk(walks, max_bad_as_good, max_good_as_bad,
+                      failures=known if all(k is not None for k in known.values()) else None)
     m = decision_metrics(d["decision"], d["label"], d["failure"], "walk")
     supported = d.groupby("step")["p_good"].first() < 1
     m["walk_steps_supported"] = float(supported.sum())

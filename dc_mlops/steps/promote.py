@@ -269,6 +269,9 @@ def _promote_all(s: PromoteSettings) -> CombinedPromoteResult:
                                 "its targets, so no combination can certify for the Golden JSON")
     walks = {p: {m: tr.read_parquet_artifact(row["candidate_run_id"], "decisions.parquet")
                  for m, row in o.items()} for p, o in options.items()}
+    known = {p: {m: tr.read_parquet_artifact(row["candidate_run_id"], tr.KNOWN_FAILURES,
+                                             missing_ok=True)
+                 for m, row in o.items()} for p, o in options.items()}
     by_pd = {e.pd: e for e in evals}
     names = {p: reg.certifier_name(p) for p in by_pd}
     with contextlib.ExitStack() as locks:
@@ -276,8 +279,9 @@ def _promote_all(s: PromoteSettings) -> CombinedPromoteResult:
             locks.enter_context(reg.promotion_lock(name))
         champions = {p: reg.production_version(names[p]) for p in by_pd}
         champ_keys = {p: key for p in by_pd
-                      if (key := _champion_option(champions[p], by_pd[p], options[p], walks[p]))}
-        ranking = rank_combinations(walks, max_gab, max_bag, walk_metric)
+                      if (key := _champion_option(champions[p], by_pd[p], options[p], walks[p],
+                                                  known[p]))}
+        ranking = rank_combinations(walks, max_gab, max_bag, walk_metric, failures=known)
         top = ranking.iloc[0]
         if not top["meets_targets"]:
             locks.close()
@@ -386,10 +390,11 @@ def _targets(info) -> tuple[float, float]:
 
 
 def _champion_option(champion, e: _Evaluation, options: dict[str, pd.Series],
-                     walks: dict[str, pd.DataFrame]) -> str | None:
-    """The key of the champion's walk among a PD's options (added to ``walks`` when it is not
-    a candidate of this evaluation but was walked on the same LS), None when it cannot be
-    measured on these LS."""
+                     walks: dict[str, pd.DataFrame], known: dict[str, pd.DataFrame | None]
+                     ) -> str | None:
+    """The key of the champion's walk among a PD's options (added to ``walks``, and its known
+    failures to ``known``, when it is not a candidate of this evaluation but was walked on the
+    same LS), None when it cannot be measured on these LS."""
     if champion is None:
         return None
     run = champion.tags.get("dc_mlops.candidate_run", "")
@@ -405,6 +410,7 @@ def _champion_option(champion, e: _Evaluation, options: dict[str, pd.Series],
         return None
     key = f"v{champion.version} {tags.get('dc_mlops.model', '')}".strip()
     walks[key] = walk
+    known[key] = tr.read_parquet_artifact(run, tr.KNOWN_FAILURES, missing_ok=True)
     return key
 
 

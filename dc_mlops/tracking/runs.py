@@ -345,9 +345,23 @@ def read_csv_artifact(run_id: str, path: str) -> pd.DataFrame:
         return pd.read_csv(download(run_id, path, tmp))
 
 
-def read_parquet_artifact(run_id: str, path: str) -> pd.DataFrame:
+#: a candidate run's artifact (evaluate) that main and promote read: per walk step, the
+#: p-values of the failure LS known before it, what the combined GOOD cut-off of all PDs
+#: rests on (:func:`dc_mlops.evaluation.combined.combined_walk`)
+KNOWN_FAILURES = "known_failures.parquet"
+
+
+def read_parquet_artifact(run_id: str, path: str, missing_ok: bool = False
+                          ) -> pd.DataFrame | None:
+    """A run's parquet artifact; with ``missing_ok``, None when the run has none (an
+    artifact added after the run was logged)."""
     with tempfile.TemporaryDirectory() as tmp:
-        return pd.read_parquet(download(run_id, path, tmp))
+        try:
+            return pd.read_parquet(download(run_id, path, tmp))
+        except DataError:
+            if missing_ok:
+                return None
+            raise
 
 
 def run_info(run_id: str, what: str = "run"):

@@ -126,6 +126,48 @@ def test_known_until_rests_p_good_on_the_failures_of_the_labelled_runs_only():
     assert expected != truth.loc[truth["step"] == 3, "p_good"].iat[0]
 
 
+def test_p_good_rests_on_every_known_failure_as_certify_does_the_first_window_included():
+    """The walk's decisions never hold the first window's failures (no step certifies them);
+    ``certify`` rests ``p_good`` on every failure of the history. With each step's p-values
+    of the failures known before it (``failures``), the walk decides as certify would: a
+    faint episode in the first window keeps ``p_good`` above it; without them the walk
+    certifies LS that look like it GOOD."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    step = np.repeat([0, 1], n // 2)
+    label = (rng.random(n) < 0.2).astype(int)
+    p_a = np.where(label == 1, rng.uniform(0, 0.002, n), rng.uniform(0, 1, n))
+    dec = np.full(n, "GREY")
+    walks = {"A": _walk("A", p_a, dec, label, step),
+             "B": _walk("B", rng.uniform(0, 1, n), dec, label, step)}
+    # the first window: 60 episodes of 10 LS, one of them faint (every PD's p-value 0.3-0.6)
+    first = pd.DataFrame({"runId": np.repeat(np.arange(500, 560), 10),
+                          "lumiId": np.tile(np.arange(1, 11), 60)})
+    faint = (first["runId"] == 530).to_numpy()
+    fa = np.where(faint, rng.uniform(0.3, 0.6, len(first)), rng.uniform(0, 0.002, len(first)))
+    fb = np.where(faint, rng.uniform(0.3, 0.6, len(first)), rng.uniform(0, 1, len(first)))
+    w = walks["A"]
+    step0 = w[(w["step"] == 0) & (w["label"] == 1)]
+    failures = {}
+    for name, p_first, p_walk in (("A", fa, p_a), ("B", fb, walks["B"]["p_value"].to_numpy())):
+        t0 = first.assign(p_value=p_first, step=0)
+        t1 = pd.concat([first.assign(p_value=p_first),
+                        step0[["runId", "lumiId"]].assign(
+                            p_value=p_walk[step0.index.to_numpy()])]).assign(step=1)
+        failures[name] = pd.concat([t0, t1], ignore_index=True)
+    d = combined_walk(walks, 0.01, 0.01, failures=failures)
+    faint_p = np.minimum(fa, fb)[faint]
+    p_good = d.groupby("step")["p_good"].first()
+    # step 0 already rests on the 600 first-window failure LS; at most a few LS of the faint
+    # episode would pass (the bound counts them as about one draw), not the episode
+    assert (p_good < 1).all(), p_good.tolist()
+    assert all((faint_p > p).sum() <= 2 for p in p_good), (p_good.tolist(), faint_p)
+    assert (d.loc[d["label"] == 0, "decision"] == GOOD).mean() > 0.05
+    # the walk's own failures alone (the fallback) know no faint episode: it would pass whole
+    blind = combined_walk(walks, 0.01, 0.01)
+    assert blind.loc[blind["step"] == 1, "p_good"].iat[0] < faint_p.min()
+
+
 def test_hindsight_automation_is_the_best_single_cutoff_at_the_target():
     """Failures at p ~ U(0, 0.1) except 2 % invisible (p ~ U(0, 1)); good LS at U(0, 1): at
     bad->GOOD <= 1 % the hindsight cut-off sits where half the invisible failures pass,

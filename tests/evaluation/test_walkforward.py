@@ -191,3 +191,35 @@ def test_a_good_ls_next_to_a_failure_block_is_not_flagged_bad_through_its_contex
     failure = d["label"] == 1
     assert bad[failure].sum() == above[failure].sum() > 0.5 * failure.sum()
     assert np.isfinite(wf.steps["t_lone"]).all() and wf.steps["n_bad_vetoed"].sum() > 0
+
+
+def test_each_step_keeps_the_p_values_of_every_failure_known_before_it():
+    """What the combined walk's ``p_good`` rests on (as certify's, on the certifier's
+    history): every flagged failure LS of the runs before the step, the first window's
+    included, scored by that step's certifier against its calibration."""
+    frame = run_offset_frame()
+    wf = walk(frame, folds=4)
+    k = wf.known_failures
+    assert list(k.columns) == ["step", "runId", "lumiId", "p_value"]
+    bad = frame[frame["label"] == 1]
+    for row in wf.steps.itertuples():
+        mine = k[k["step"] == row.step]
+        expected = bad[bad["runId"] < row.first_run]
+        assert sorted(zip(mine["runId"], mine["lumiId"])) == \
+            sorted(zip(expected["runId"], expected["lumiId"]))
+    # the first step knows the first window's failures, which no step certifies
+    assert k.loc[k["step"] == 0, "runId"].min() == frame["runId"].min()
+    # p-values of the step's certifier: obvious failures (+8 in one feature) are tiny
+    assert np.quantile(k["p_value"], 0.95) < 0.01
+    # the same as a certifier of the step computes them (evaluate's failure_p_values)
+    from dc_mlops.evaluation.walkforward import failure_p_values
+    per = frame.groupby("runId")["label"].apply(lambda x: int((x == 0).sum()))
+    plan = rolling_steps(per.index.to_numpy(), per.to_numpy(), window_runs=20, calib_runs=2,
+                         step_runs=5, min_train_ls=100, min_calib_ls=50)
+    res = fit_step(frame, NAMES, plan[1], lambda: registry.build("pca", n_components=2,
+                                                                  scaling="standard"),
+                   None, 0.01, 0.01, folds=4)
+    earlier = frame[frame["runId"] < min(plan[1].test_runs)]
+    direct = failure_p_values(res, earlier, NAMES, None)
+    assert np.allclose(np.sort(direct["p_value"]),
+                       np.sort(k.loc[k["step"] == 1, "p_value"].to_numpy()))

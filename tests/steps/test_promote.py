@@ -151,14 +151,17 @@ def test_pd_all_promotes_the_best_combination_for_the_golden_json(evaluated_all,
         ranking.loc[ranking["meets_targets"], "walk_correct_automation_rate"].max()
     # what is in Production is the chosen combination, and its figures are the combined
     # walk's, recomputed here from the candidates' own walks
-    walks = {}
+    walks, known = {}, {}
     for p in PDS:
         mv = MlflowClient().get_model_version_by_alias(f"dc-certifier-{p}", "production")
         assert mv.tags["dc_mlops.model"] == res.combination[p] == top[p]
         assert res.per_pd[p].production_run == mv.tags["dc_mlops.candidate_run"]
         walks[p] = tr.read_parquet_artifact(mv.tags["dc_mlops.candidate_run"],
                                             "decisions.parquet")
-    d = combined_walk(walks, 0.15, EvaluateSettings().max_good_as_bad)
+        known[p] = tr.read_parquet_artifact(mv.tags["dc_mlops.candidate_run"],
+                                            tr.KNOWN_FAILURES)
+    # p_good of each step rests on every failure known before it, as certify's
+    d = combined_walk(walks, 0.15, EvaluateSettings().max_good_as_bad, failures=known)
     m = decision_metrics(d["decision"], d["label"], d["failure"], "walk")
     assert m["walk_correct_automation_rate"] == pytest.approx(res.figures[
         "walk_correct_automation_rate"])

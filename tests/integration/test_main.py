@@ -66,16 +66,20 @@ def test_main_measures_the_combined_decision_on_its_walk(main_store):
     assert m["walk_n_bad"] > 500  # enough failures to measure bad->GOOD at 1 %
     assert m["walk_good_as_bad_rate"] <= 0.01, m["walk_good_as_bad_rate"]
     # the GOOD cut-off is a 95 % bound at 1 %: the realised rate may pass it by chance (one
-    # standard deviation is 0.3 % on ~1000 failure LS); measured 0.75 %, contamination 0.07 %
+    # standard deviation is 0.3 % on ~1000 failure LS); measured 0.00 % and contamination 0
+    # since each step rests p_good on every failure known before it, as certify does (0.75 %
+    # and 0.07 % when the walk knew only the failures it had certified itself)
     assert m["walk_bad_as_good_rate"] <= 0.015, m["walk_bad_as_good_rate"]
     assert m["walk_contamination"] <= 0.0015, m["walk_contamination"]
-    assert m["walk_good_certified_rate"] > 0.3, m["walk_good_certified_rate"]
-    # what the detectors could decide with a cut-off set in hindsight: 73 % measured; a
+    # 32 % measured; a detector that sees nothing certifies nothing GOOD
+    assert m["walk_good_certified_rate"] > 0.2, m["walk_good_certified_rate"]
+    # what the detectors could decide with a cut-off set in hindsight: 70 % measured; a
     # detector blind to failures gives about 1 % (its failures look like good LS)
     assert m["walk_hindsight_automation_rate"] > 0.5, m["walk_hindsight_automation_rate"]
     assert "at most" in main_store["stdout"] and "set in hindsight" in main_store["stdout"]
-    # the steps that certified GOOD are reported apart (their bad->GOOD is the steady state's)
-    assert 0 < m["walk_certifying_n_ls"] < m["walk_n_ls"]
+    # the steps that certified GOOD are measured apart (their bad->GOOD is the steady
+    # state's); resting on the first window's failures, every step of this walk certifies
+    assert 0 < m["walk_certifying_n_ls"] <= m["walk_n_ls"]
     joint = main_store["summary"]["joint_cutoff"]
     assert 0 < joint["n_blocks"] < joint["n_failures"]  # failures come in blocks
     assert "All PDs together, as the Golden JSON would have been in the walk" in \

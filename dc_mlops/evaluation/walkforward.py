@@ -21,6 +21,10 @@ MLflow and those in ``benchmarks/results`` come from the same code. Per step:
   10.8 % of the next failures through instead of 1.5 %. The bound counts the failure
   episodes those LS come in (:func:`.greyzone.episode_ids`): LS of one block pass or fail
   together,
+* the p-values of every flagged failure LS of the earlier runs (any subsystem, the first
+  window's included) under the step's certifier are kept (``WalkForward.known_failures``):
+  the combined GOOD cut-off of all PDs rests on them, as ``certify``'s rests on every failure
+  of the certifier's history (:func:`.combined.combined_walk`),
 * every LS of the block is scored and decided; its conformal p-value is kept. An LS whose
   pile-up lies outside the range the detector was fitted on goes to review (GREY): its score
   is an extrapolation (:func:`.greyzone.decide`).

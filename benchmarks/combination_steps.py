@@ -3,7 +3,7 @@
 ``promote --pd all`` picks the combination of Production candidates whose combined walk
 decides the most (SPEC §5), however small its lead. This reads a folder where
 ``dc-mlops main`` ran (its ``mlflow.db`` and ``mlruns``: the evaluate runs' per-LS
-``decisions.parquet``), recombines every pair of PD picks through the product's own
+``decisions.parquet`` and each step's known failures, ``known_failures.parquet``), recombines every pair of PD picks through the product's own
 :func:`dc_mlops.evaluation.combined.combined_walk`, and prints, per walk step, the share of
 LS decided by the chosen combination and by mahalanobis for every PD, with the difference.
 
@@ -29,24 +29,29 @@ from dc_mlops.evaluation.greyzone import GREY  # noqa: E402
 from dc_mlops.settings import PDS  # noqa: E402
 
 
-def walks(store: Path) -> dict[tuple[str, str], pd.DataFrame]:
-    """(PD, model) -> the per-LS decisions of its evaluate run in ``store``."""
+def walks(store: Path) -> dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame | None]]:
+    """(PD, model) -> the per-LS decisions of its evaluate run in ``store`` and the known
+    failures of each step (None for runs logged before they were kept)."""
     con = sqlite3.connect(store / "mlflow.db")
     runs = pd.read_sql("select r.run_uuid, r.experiment_id, e.name, p.value as model from runs r"
                        " join params p on p.run_uuid = r.run_uuid join experiments e on "
                        "e.experiment_id = r.experiment_id where p.key = 'model'", con)
     out = {}
     for r in runs.itertuples():
-        f = store / "mlruns" / str(r.experiment_id) / r.run_uuid / "artifacts" / "decisions.parquet"
+        art = store / "mlruns" / str(r.experiment_id) / r.run_uuid / "artifacts"
+        f, k = art / "decisions.parquet", art / "known_failures.parquet"
         pd_name = next((p for p in PDS if r.name.endswith(p)), None)
         if f.is_file() and pd_name:
-            out[(pd_name, r.model)] = pd.read_parquet(f)
+            out[(pd_name, r.model)] = (pd.read_parquet(f),
+                                       pd.read_parquet(k) if k.is_file() else None)
     return out
 
 
 def per_step(w: dict, pick: dict[str, str]) -> tuple[pd.Series, float]:
     """Share of LS decided per step of the combined walk, and over the whole walk."""
-    c = combined_walk({p: w[(p, pick[p])] for p in PDS}, 0.01, 0.01)
+    known = {p: w[(p, pick[p])][1] for p in PDS}
+    c = combined_walk({p: w[(p, pick[p])][0] for p in PDS}, 0.01, 0.01,
+                      failures=known if all(k is not None for k in known.values()) else None)
     return c.groupby("step")["decision"].apply(lambda d: float((d != GREY).mean())), \
         float((c["decision"] != GREY).mean())
 

@@ -10,10 +10,11 @@ MLflow and those in ``benchmarks/results`` come from the same code. Per step:
   groups (every ``folds``-th run, so each group spans the window's fills and pile-up), each
   group is scored by a model fitted on the others, and the certifier itself is fitted on
   the whole window. LS of one fill are not exchangeable: a few newest runs (``folds=0``,
-  the calibration runs of the step) come from one or two fills, and on the simulated 2018
-  history their cut-off let 16-24 % of good LS of the next runs be flagged BAD against a
-  1 % target (benchmarks/results/calibration.md); out-of-fold scores of every window run
-  carry the run-to-run spread into the cut-off,
+  the calibration runs of the step) come from one or two fills. On main's history their
+  cut-off flagged up to 1.2 % of a PD's good LS BAD, and 0.79 % of the LS all PDs together
+  certified, against 0.02 % cross-fitted (benchmarks/results/calibration.md, 2026-12-06;
+  12-20 % per PD with the detectors of commit 3e6ad1d); out-of-fold scores of every window
+  run carry the run-to-run spread into the cut-off,
 * ``t_good`` is set on every *judged* bad LS known before the block (the PD's own failures of
   all earlier runs), scored by the step's certifier, with the one-sided bound of
   :mod:`.greyzone`. Not on out-of-fold scores of the window's own bad LS: far fewer LS, in

@@ -16,9 +16,10 @@ candidate (``test_roc_auc``, ``test_automation_rate``, ``test_correct_automation
 MLflow compare view shows them side by side; ``decisions.parquet`` (every certified LS with
 score, p-value and decision), ``steps.csv`` (cut-offs per step, the LS they rest on, the
 measured rates), ``known_failures.parquet`` (each step's p-values of the failure LS known
-before it: what the combined cut-off of all PDs rests on), the ROC curve and the decision-value histogram; and its **certifier**: the
-same detector trained on the newest window of the data, with its cut-offs, calibration scores,
-feature ranges and conditions range inside — what ``promote`` registers.
+before it: what the combined cut-off of all PDs rests on), the ROC curve and the
+decision-value histogram; and its **certifier**: the same detector trained on the newest
+window of the data, with its cut-offs, calibration scores, feature ranges and conditions
+range inside — what ``promote`` registers.
 
 The evaluation run itself holds ``candidates.csv`` (what ``promote`` reads),
 ``comparison.csv``/``.md`` (mean and spread over seeds, whether each detector meets both

@@ -49,9 +49,8 @@ def walks(store: Path) -> dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame
 
 def per_step(w: dict, pick: dict[str, str]) -> tuple[pd.Series, float]:
     """Share of LS decided per step of the combined walk, and over the whole walk."""
-    known = {p: w[(p, pick[p])][1] for p in PDS}
     c = combined_walk({p: w[(p, pick[p])][0] for p in PDS}, 0.01, 0.01,
-                      failures=known if all(k is not None for k in known.values()) else None)
+                      failures={p: w[(p, pick[p])][1] for p in PDS})
     return c.groupby("step")["decision"].apply(lambda d: float((d != GREY).mean())), \
         float((c["decision"] != GREY).mean())
 

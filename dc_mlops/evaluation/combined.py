@@ -140,7 +140,7 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     ``failures`` (:attr:`.walkforward.WalkForward.known_failures`, per PD): each step's
     p-values of every failure LS known before it, the first window's included, as
     ``certify`` rests ``p_good`` on every failure of the certifier's history. Without them
-    (walks logged before they were kept) a step rests on the failures that earlier steps
+    for every PD (None: walks logged before they were kept) a step rests on the failures that earlier steps
     certified: never on the first window's runs, so a faint failure there, which ``certify``
     counts, is missed (main's walk set ``p_good`` at 0.18-0.25 where ``certify`` needed 0.73).
 
@@ -180,7 +180,7 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     labelled = fail if known_until is None else fail & (runs < known_until)
     blocks = np.full(len(out), -1, dtype=np.int64)
     blocks[fail] = episode_ids(runs[fail], out["lumiId"].to_numpy()[fail])
-    use_known = failures is not None and all(p in failures for p in names)
+    use_known = failures is not None and all(failures.get(p) is not None for p in names)
     for s in np.unique(step):
         rows = step == s
         if use_known:

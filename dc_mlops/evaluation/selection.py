@@ -102,10 +102,9 @@ def rank_combinations(walks: dict[str, dict[str, pd.DataFrame]], max_good_as_bad
     pds = list(walks)
     rows = []
     for keys in itertools.product(*(list(walks[p]) for p in pds)):
-        known = {p: (failures or {}).get(p, {}).get(k) for p, k in zip(pds, keys)}
         d = combined_walk({p: walks[p][k] for p, k in zip(pds, keys)}, max_bad_as_good,
-                          max_good_as_bad, failures=known if all(
-                              f is not None for f in known.values()) else None)
+                          max_good_as_bad, failures={p: (failures or {}).get(p, {}).get(k)
+                                                     for p, k in zip(pds, keys)})
         m = decision_metrics(d["decision"], d["label"], d["failure"], "walk")
         gab, bag = m["walk_good_as_bad_rate"], m["walk_bad_as_good_rate"]
         reasons = []

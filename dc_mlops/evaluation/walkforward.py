@@ -214,7 +214,7 @@ def run_plan(frame: pd.DataFrame, names: list[str], plan: list[Step],
                        max_bad_as_good, folds, context_ls)
         block = np.isin(runs, step.test_runs)
         part, row = certify_part(res, frame[block], names, conditions, i)
-        failures.append(_p_values(res, res.failures).assign(step=i))
+        failures.append(known_failure_p_values(res).assign(step=i))
         if feedback:
             unseen = np.flatnonzero(block)[part["decision"].to_numpy() == GOOD]
             known.iloc[unseen, known.columns.get_loc("label")] = 0
@@ -276,6 +276,12 @@ def failure_p_values(res: StepResult, history: pd.DataFrame, names: list[str],
     range: what the combined GOOD cut-off of ``certify pd=all`` rests on
     (:mod:`dc_mlops.evaluation.combined`)."""
     return _p_values(res, _failures(_bad_ls_scores(res.detector, history, names, conditions)))
+
+
+def known_failure_p_values(res: StepResult) -> pd.DataFrame:
+    """:func:`failure_p_values` of the failures the step was fitted with (every failure of
+    the runs before it, scored when its cut-offs were set): no second scoring."""
+    return _p_values(res, res.failures)
 
 
 def _p_values(res: StepResult, failures: pd.DataFrame | None) -> pd.DataFrame:

@@ -45,7 +45,7 @@ from dc_mlops.evaluation.protocols import Step, era_step, latest_window, rolling
 from dc_mlops.evaluation.selection import rank, summarise
 from dc_mlops.evaluation.walkforward import (StepResult, WalkForward, certify_part,
                                              conditions_of, failure_p_values, fit_parts,
-                                             fit_step, run_plan)
+                                             fit_step, known_failure_p_values, run_plan)
 from dc_mlops.settings import EvaluateSettings
 from dc_mlops.steps.inputs import resolve_preprocess_run
 from dc_mlops.tracking import runs as tr
@@ -193,11 +193,12 @@ def _candidate(s: EvaluateSettings, data, frame: pd.DataFrame, names: list[str],
         tr.log_metrics(metrics | {"n_steps": len(wf.steps),
                                   "fit_seconds": float(wf.steps["fit_seconds"].sum())})
         _log_candidate_artifacts(s, model, wf, final)
-        # the failure LS of everything the certifier may know (not the test runs of `runs`)
-        known = frame if plan.final is not None else all_ls(
-            {p: data.splits[p] for p in ("train", "val", "calib", "known_bad")
-             if p in data.splits})
-        failures = failure_p_values(final, known, names, conditions)
+        # the failure LS of everything the certifier may know (not the test runs of `runs`);
+        # the final window certifies nothing, so its certifier scored every failure already
+        failures = known_failure_p_values(final) if plan.final is not None else \
+            failure_p_values(final, all_ls({p: data.splits[p] for p in
+                                            ("train", "val", "calib", "known_bad")
+                                            if p in data.splits}), names, conditions)
         spec = certifier_spec(data.spec, model, s, final, history, names, conditions, parent,
                               crun.info.run_id, failures)
         uri = log_detector_model(final.detector, spec, history.head(50), name="certifier")

@@ -150,8 +150,7 @@ def _combined(results: list[_PDResult], max_bad_as_good: float, max_good_as_bad:
         walks[r.pd] = tr.read_parquet_artifact(run, "decisions.parquet")
         known[r.pd] = tr.read_parquet_artifact(run, tr.KNOWN_FAILURES, missing_ok=True)
     # as certify: p_good rests on every failure known before the step (None: an older run)
-    d = combined_walk(walks, max_bad_as_good, max_good_as_bad,
-                      failures=known if all(k is not None for k in known.values()) else None)
+    d = combined_walk(walks, max_bad_as_good, max_good_as_bad, failures=known)
     m = decision_metrics(d["decision"], d["label"], d["failure"], "walk")
     supported = d.groupby("step")["p_good"].first() < 1
     m["walk_steps_supported"] = float(supported.sum())

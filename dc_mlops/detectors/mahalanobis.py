@@ -19,6 +19,12 @@ float32 rounding of ``score``'s product, a few 1e-6 relative): the squares of th
 ZCA-whitened deviation ``(C^-1/2 d)_j`` (the whitening closest to the original features),
 i.e. how far feature j sits from where the other features say it should be, in units of
 good-LS spread.
+
+``score_mode="topn"``: the mean of the ``top_n`` largest of those terms instead of their sum,
+as the autoencoders' option. A failure often moves a few features (one histogram of one
+subsystem): summed over 98-203 features its shift competes with the spread of all the
+others, while the largest few terms keep it. In ``sum`` mode a row of ``explain`` adds up
+to the score; in ``topn`` mode its ``top_n`` largest terms average to it.
 """
 from __future__ import annotations
 
@@ -28,6 +34,10 @@ from sklearn.covariance import LedoitWolf
 from dc_mlops.detectors.baselines import _SklearnDetector
 from dc_mlops.errors import DataError
 
+#: how the per-feature terms become the score: their sum (the squared distance) or the mean
+#: of the ``top_n`` largest
+SCORE_MODES = ("sum", "topn")
+
 
 class MahalanobisDetector(_SklearnDetector):
     """Squared Mahalanobis distance of the standardised features to the good-LS mean."""
@@ -36,14 +46,24 @@ class MahalanobisDetector(_SklearnDetector):
     supports_explain = True
     _fitted = ("mean_", "scale_", "whiten_")
 
-    def __init__(self, *, shrinkage: float | str = "auto"):
+    def __init__(self, *, shrinkage: float | str = "auto", score_mode: str = "sum",
+                 top_n: int = 10):
         self.shrinkage = shrinkage
+        self.score_mode = score_mode
+        self.top_n = top_n
 
     def _validate_params(self, X: np.ndarray) -> None:
         s = self.shrinkage
         if not (s == "auto" or (isinstance(s, (int, float)) and 0 <= s <= 1)):
             raise DataError(f"mahalanobis: shrinkage must be 'auto' (Ledoit-Wolf) or a number "
                             f"in [0, 1], got {s!r}")
+        if self.score_mode not in SCORE_MODES:
+            raise DataError(f"mahalanobis: score_mode must be one of {', '.join(SCORE_MODES)}, "
+                            f"got {self.score_mode!r}")
+        if isinstance(self.top_n, bool) or not isinstance(self.top_n, (int, np.integer)) \
+                or self.top_n < 1:
+            raise DataError(f"mahalanobis: top_n must be a whole number >= 1, got "
+                            f"{self.top_n!r}")
         if X.shape[0] < 2:
             raise DataError("mahalanobis: needs at least 2 good LS to estimate a covariance")
 
@@ -87,4 +107,8 @@ class MahalanobisDetector(_SklearnDetector):
         ``explain`` stays float64."""
         D = np.subtract(X, self.mean_, out=np.empty(X.shape, np.float32), casting="same_kind")
         Y = D @ self._folded()[1]
-        return np.einsum("ij,ij->i", Y, Y).astype(np.float64)
+        if self.score_mode == "sum":
+            return np.einsum("ij,ij->i", Y, Y).astype(np.float64)
+        n = min(int(self.top_n), Y.shape[1])
+        Y = np.square(Y, out=Y)
+        return np.partition(Y, Y.shape[1] - n, axis=1)[:, -n:].mean(axis=1, dtype=np.float64)

@@ -115,10 +115,15 @@ def knn_space(trial: optuna.Trial, model: str, fixed: Mapping[str, Any] = {}) ->
 
 
 def mahalanobis_space(trial: optuna.Trial, model: str, fixed: Mapping[str, Any] = {}) -> dict[str, Any]:  # noqa: B006
-    """How far the covariance is shrunk towards a multiple of the identity."""
+    """How far the covariance is shrunk towards a multiple of the identity, and whether the
+    whole distance or its largest per-feature terms score (``top_n`` only for ``topn``)."""
     pick = _Pick(trial, fixed)
     params = {"shrinkage": pick("shrinkage", lambda: trial.suggest_float(
-        "shrinkage", 1e-4, 0.5, log=True))}
+                  "shrinkage", 1e-4, 0.5, log=True)),
+              "score_mode": pick("score_mode", lambda: trial.suggest_categorical(
+                  "score_mode", ["sum", "topn"]))}
+    if params["score_mode"] == "topn":
+        params["top_n"] = pick("top_n", lambda: trial.suggest_categorical("top_n", [5, 10, 20, 40]))
     return _with_pinned(params, fixed)
 
 

@@ -29,11 +29,12 @@ def test_space_only_proposes_valid_configurations(model):
         seeded = {"seed": 0} if "seed" in registry.default_params(model) else {}
         det = registry.build(model, **seeded, **params)  # unknown parameter: DataError
         det._validate_params(X)  # the checks fit() runs first
+        if "score_mode" in params:  # autoencoders and mahalanobis
+            assert ("top_n" in params) == (params["score_mode"] == "topn")
         if registry.family(model) == "autoencoder":
             hidden = params["hidden"]
             assert all(a >= b for a, b in zip(hidden, hidden[1:])), hidden
             assert params["latent_dim"] <= hidden[-1]
-            assert ("top_n" in params) == (params["score_mode"] == "topn")
             terms = set(registry.detector_class(model).terms)
             assert ("lambda_sparse" in params) == ("sparse" in terms)
             assert ("kl_weight" in params) == ("kl" in terms)

@@ -123,7 +123,8 @@ def mahalanobis_space(trial: optuna.Trial, model: str, fixed: Mapping[str, Any] 
               "score_mode": pick("score_mode", lambda: trial.suggest_categorical(
                   "score_mode", ["sum", "topn"]))}
     if params["score_mode"] == "topn":
-        params["top_n"] = pick("top_n", lambda: trial.suggest_categorical("top_n", [5, 10, 20, 40]))
+        params["top_n"] = pick("top_n", lambda: trial.suggest_categorical(
+            "top_n", [5, 10, 20, 40]))
     return _with_pinned(params, fixed)
 
 

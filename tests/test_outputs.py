@@ -22,7 +22,8 @@ from tests.conditions import wait_for
 REPO = Path(__file__).resolve().parents[1]
 
 #: a writer in its own process: claims argv[1], writes its pid into the staging folder, then
-#: tells the test it holds the claim (argv[2] appears) and waits until argv[3] appears
+#: tells the test it holds the claim (argv[2] appears, whole: written aside and renamed) and
+#: waits until argv[3] appears
 WRITER = """
 import os, sys, time
 from pathlib import Path
@@ -32,7 +33,9 @@ out, holding, release = (Path(a) for a in sys.argv[1:4])
 try:
     with claim_output(out) as staging:
         (staging / "writer.txt").write_text(str(os.getpid()))
-        holding.write_text(str(staging))
+        part = holding.with_name(holding.name + ".part")  # whole when it appears
+        part.write_text(str(staging))
+        part.replace(holding)
         while not release.exists():
             time.sleep(0.01)
 except DataError as exc:

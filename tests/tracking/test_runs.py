@@ -18,8 +18,8 @@ from tests.conditions import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: a step in its own process: opens its run, tells the test (argv[1] appears), then works
-#: until killed
+#: a step in its own process: opens its run, tells the test (argv[1] appears, whole: written
+#: aside and renamed, so the test never reads it half-written), then works until killed
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -27,7 +27,9 @@ from dc_mlops.tracking import runs as tr
 from tests.conditions import wait_for
 exp = tr.ensure_experiment("dc-mlops-ZeroBias")
 with tr.tracked_run(exp, sys.argv[2], "holder") as run:
-    Path(sys.argv[1]).write_text(run.info.run_id)
+    part = Path(sys.argv[1] + ".part")
+    part.write_text(run.info.run_id)
+    part.replace(sys.argv[1])
     while True:
         time.sleep(0.05)
 """

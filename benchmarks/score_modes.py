@@ -20,8 +20,11 @@ automation, the rates on every flagged failure, contamination, and the hindsight
 (:func:`dc_mlops.evaluation.combined.hindsight_automation`: what one GOOD cut-off set on the
 walk's own failures would decide, the detectors' separation without the price of a bound).
 
-    python benchmarks/score_modes.py                 # both histories, about 20 min here
-    python benchmarks/score_modes.py --histories main
+    python benchmarks/score_modes.py                 # both histories, about 15 min here
+    python benchmarks/score_modes.py --histories main --modes topn --top-n 1,3,10,20,40 \
+        --out score_modes_top_n                      # which top_n
+    python benchmarks/score_modes.py --histories main --modes sum --context 8,12,16,24 \
+        --out score_modes_context                    # how wide a run context
 """
 from __future__ import annotations
 
@@ -36,9 +39,7 @@ import certification  # noqa: E402
 from _report import command_line, table, write  # noqa: E402
 
 from dc_mlops import console  # noqa: E402
-from dc_mlops.data.lstable import LabelOptions, load_ls_table  # noqa: E402
-from dc_mlops.data.context import ls_order  # noqa: E402
-from dc_mlops.data.features import MIN_EVENTS  # noqa: E402
+from dc_mlops.data.context import CONTEXT_LS  # noqa: E402
 from dc_mlops.detectors import registry  # noqa: E402
 from dc_mlops.evaluation.combined import combined_walk, hindsight_automation  # noqa: E402
 from dc_mlops.evaluation.greyzone import decision_metrics  # noqa: E402
@@ -47,49 +48,58 @@ from dc_mlops.evaluation.walkforward import run_plan  # noqa: E402
 from dc_mlops.settings import PDS, EvaluateSettings  # noqa: E402
 from dc_mlops.steps.main import main_walk  # noqa: E402
 
-MODES = ("sum", "topn")
+def variants(modes: list[str], top_ns: list[int], contexts: list[int]
+             ) -> dict[str, tuple[dict, int]]:
+    """label -> (mahalanobis parameters, run context in LS): every mode at every context,
+    ``topn`` at every ``top_n``."""
+    out = {}
+    for k in contexts:
+        for mode in modes:
+            for n in (top_ns if mode == "topn" else [None]):
+                label = mode + ("" if n is None else f" {n}") + f", context {k}"
+                out[label] = ({"score_mode": mode} | ({} if n is None else {"top_n": n}), k)
+    return out
 
 
-def walks(era: Path, s: EvaluateSettings, sizes) -> dict:
-    """(pd, mode) -> WalkForward; ``sizes(n_runs)``: the walk's window, calib and step runs."""
+def walks(era: Path, s: EvaluateSettings, sizes, kinds: dict[str, tuple[dict, int]]) -> dict:
+    """(pd, label) -> WalkForward; ``sizes(n_runs)``: the walk's window, calib and step runs
+    and calibration folds."""
     out = {}
     for pd_name in PDS:
-        t = load_ls_table(str(era), pd_name, LabelOptions(), "summary")
-        frame = ls_order(t.frame[t.frame["EventsPerLs"].to_numpy() >= MIN_EVENTS])
+        frame, names = certification.ls_frame(era, pd_name)
         per = frame.groupby("runId")["label"].apply(lambda x: int((x == 0).sum()))
         w = sizes(len(per))
         plan = rolling_steps(per.index.to_numpy(), per.to_numpy(), w["window_runs"],
                              w["calib_runs"], w["step_runs"])
-        for mode in MODES:
+        for label, (params, context) in kinds.items():
             t0 = time.time()
-            out[(pd_name, mode)] = run_plan(
-                frame, list(t.feature_names), plan,
-                lambda: registry.build("mahalanobis", score_mode=mode), s.conditions,
-                s.max_good_as_bad, s.max_bad_as_good, folds=w["calib_folds"],
-                context_ls=s.context_ls)
-            m = out[(pd_name, mode)].metrics()
-            print(f"{era.name} {pd_name} {mode}: {time.time() - t0:.0f} s, ROC AUC "
+            out[(pd_name, label)] = run_plan(
+                frame, list(names), plan, lambda: registry.build("mahalanobis", **params),
+                s.conditions, s.max_good_as_bad, s.max_bad_as_good, folds=w["calib_folds"],
+                context_ls=context)
+            m = out[(pd_name, label)].metrics()
+            print(f"{era.name} {pd_name} {label}: {time.time() - t0:.0f} s, ROC AUC "
                   f"{m['test_roc_auc']:.4f}, automation {m['test_automation_rate']:.3f}",
                   flush=True)
     return out
 
 
-def rows(history: str, results: dict, s: EvaluateSettings) -> list[list]:
+def rows(history: str, results: dict, labels: list[str], s: EvaluateSettings) -> list[list]:
     out = []
-    for mode in MODES:
+    for label in labels:
         for pd_name in PDS:
-            m = results[(pd_name, mode)].metrics()
-            out.append([history, pd_name, mode, f"{m['test_roc_auc']:.4f}",
+            m = results[(pd_name, label)].metrics()
+            out.append([history, pd_name, label, f"{m['test_roc_auc']:.4f}",
                         f"{m['test_automation_rate']:.3f}",
                         f"{m['test_good_as_bad_rate']:.4f}",
                         f"{m['test_bad_as_good_rate']:.4f}",
                         f"{m['test_contamination']:.4f}", ""])
-        d = combined_walk({p: results[(p, mode)].decisions for p in PDS}, s.max_bad_as_good,
+        d = combined_walk({p: results[(p, label)].decisions for p in PDS}, s.max_bad_as_good,
                           s.max_good_as_bad,
-                          failures={p: results[(p, mode)].known_failures for p in PDS})
+                          failures={p: results[(p, label)].known_failures for p in PDS})
         m = decision_metrics(d["decision"], d["label"], d["failure"], "test")
         limit, _ = hindsight_automation(d, s.max_bad_as_good)
-        out.append([history, "**all PDs combined**", mode, "",
+        out.append([history, "**all PDs combined**", label, "",
                     f"**{m['test_automation_rate']:.3f}**",
                     f"{m['test_good_as_bad_rate']:.4f}", f"{m['test_bad_as_good_rate']:.4f}",
                     f"{m['test_contamination']:.4f}", f"{limit:.3f}"])
@@ -100,32 +110,40 @@ def main(argv: list[str] | None = None) -> None:
     console.configure()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--histories", default="main,2018")
+    ap.add_argument("--modes", default="sum,topn")
+    ap.add_argument("--top-n", default="10", help="top_n values of the topn mode")
+    ap.add_argument("--context", default=str(CONTEXT_LS), help="run context values, in LS")
+    ap.add_argument("--out", default="score_modes", help="results file name")
     a = ap.parse_args(argv)
+    kinds = variants(a.modes.split(","), [int(x) for x in a.top_n.split(",")],
+                     [int(x) for x in a.context.split(",")])
     table_rows = []
     for history in a.histories.split(","):
         if history == "main":
             s = EvaluateSettings()
-            res = walks(calibration.history(), s, main_walk)
+            res = walks(calibration.history(), s, main_walk, kinds)
         elif history == "2018":
             s = certification.settings()
             res = walks(certification.era_2018(), s,
                         lambda n: {"window_runs": s.window_runs, "calib_runs": s.calib_runs,
-                                   "step_runs": s.step_runs, "calib_folds": s.calib_folds})
+                                   "step_runs": s.step_runs, "calib_folds": s.calib_folds},
+                        kinds)
         else:
             raise SystemExit(f"error: unknown history {history!r}: main or 2018")
-        table_rows += rows(history, res, s)
-    headers = ["history", "PD", "score_mode", "ROC AUC", "automation", "good→BAD",
+        table_rows += rows(history, res, list(kinds), s)
+    headers = ["history", "PD", "mahalanobis", "ROC AUC", "automation", "good→BAD",
                "bad→GOOD", "contamination", "hindsight limit"]
     body = ("`mahalanobis` with `score_mode=sum` (the squared distance, the default) and "
-            "`score_mode=topn` (mean of the 10 largest per-feature terms), conditions fit "
-            "and run context at their defaults, each PD walked forward; targets good→BAD ≤ "
+            "`score_mode=topn` (mean of the `top_n` largest per-feature terms; the number "
+            "after `topn`), conditions fit at its default and the run context given (LS on "
+            "each side), each PD walked forward; targets good→BAD ≤ "
             "0.01 and bad→GOOD ≤ 0.01. `main`: the history `main` simulates, walked with "
             "`main`'s sizes; `2018`: the simulated 2018 with the real run/LS structure, "
             "walked as `benchmarks/certification.py`. ROC AUC on each PD's own failures; "
             "combined rates on every flagged failure; hindsight limit: the share one GOOD "
             "cut-off set on the walk's own failures (no bound) would decide.\n\n"
             + table(headers, table_rows))
-    write("score_modes", "Score modes of mahalanobis in the walk-forward protocol", body,
+    write(a.out, "Score modes of mahalanobis in the walk-forward protocol", body,
           command_line("score_modes.py", argv))
 
 

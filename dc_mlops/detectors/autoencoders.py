@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 
-from dc_mlops.detectors.base import Detector, EpochCallback
+from dc_mlops.detectors.base import Detector, EpochCallback, top_n_mean
 from dc_mlops.detectors.networks import SPARSE_ON, AEModel
 from dc_mlops.errors import DataError
 
@@ -290,8 +290,7 @@ class Autoencoder(Detector):
             return err.sum(axis=1)
         if self.score_mode == "mean":
             return err.mean(axis=1)
-        n = min(int(self.top_n), err.shape[1])
-        return np.partition(err, err.shape[1] - n, axis=1)[:, -n:].mean(axis=1)
+        return top_n_mean(err, self.top_n)
 
     # ---- persistence ------------------------------------------------------------------
     def _extra_meta(self) -> dict[str, Any]:

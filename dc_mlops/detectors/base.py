@@ -41,6 +41,15 @@ FORMAT_VERSION = 2
 log = logging.getLogger(__name__)
 
 
+def top_n_mean(terms: np.ndarray, n: int) -> np.ndarray:
+    """Per row, the mean of the ``n`` largest per-feature terms (all of them when a row has
+    fewer): the ``topn`` score mode, so a failure that moves a few of many features is not
+    averaged away by the spread of all the others. Float64 whatever the terms' type."""
+    n = min(int(n), terms.shape[1])
+    return np.partition(terms, terms.shape[1] - n, axis=1)[:, -n:].mean(axis=1,
+                                                                        dtype=np.float64)
+
+
 def check_matrix(X: Any, what: str = "data", n_features: int | None = None) -> np.ndarray:
     """A finite 2-D float matrix, or a one-line DataError saying what is wrong with it.
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.covariance import LedoitWolf
 
+from dc_mlops.detectors.base import top_n_mean
 from dc_mlops.detectors.baselines import _SklearnDetector
 from dc_mlops.errors import DataError
 
@@ -114,6 +115,4 @@ class MahalanobisDetector(_SklearnDetector):
         Y = D @ self._folded()[1]
         if self.score_mode == "sum":
             return np.einsum("ij,ij->i", Y, Y).astype(np.float64)
-        n = min(int(self.top_n), Y.shape[1])
-        Y = np.square(Y, out=Y)
-        return np.partition(Y, Y.shape[1] - n, axis=1)[:, -n:].mean(axis=1, dtype=np.float64)
+        return top_n_mean(np.square(Y, out=Y), self.top_n)

@@ -140,9 +140,10 @@ def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,
     ``failures`` (:attr:`.walkforward.WalkForward.known_failures`, per PD): each step's
     p-values of every failure LS known before it, the first window's included, as
     ``certify`` rests ``p_good`` on every failure of the certifier's history. Without them
-    for every PD (None: walks logged before they were kept) a step rests on the failures that earlier steps
-    certified: never on the first window's runs, so a faint failure there, which ``certify``
-    counts, is missed (main's walk set ``p_good`` at 0.18-0.25 where ``certify`` needed 0.73).
+    for every PD (None: walks logged before they were kept) a step rests on the failures
+    that earlier steps certified: never on the first window's runs, so a faint failure
+    there, which ``certify`` counts, is missed (main's walk set ``p_good`` at 0.18-0.25
+    where ``certify`` needed 0.73).
 
     ``known_until`` (the walks of a review loop, :func:`.walkforward.run_plan` with
     ``feedback``, from that run on): the known failures ``p_good`` rests on are those of

@@ -39,6 +39,16 @@ class _Pick:
         return self.fixed[name] if name in self.fixed else suggest()
 
 
+def _score_mode(trial: optuna.Trial, pick: "_Pick") -> dict[str, Any]:
+    """The score of per-feature terms (autoencoders, mahalanobis): their sum or the mean of
+    the ``top_n`` largest; ``top_n`` is proposed only for ``topn``."""
+    mode = pick("score_mode", lambda: trial.suggest_categorical("score_mode", ["sum", "topn"]))
+    if mode != "topn":
+        return {"score_mode": mode}
+    return {"score_mode": mode, "top_n": pick("top_n", lambda: trial.suggest_categorical(
+        "top_n", [5, 10, 20, 40]))}
+
+
 def autoencoder_space(trial: optuna.Trial, model: str,
                       fixed: Mapping[str, Any] = {}) -> dict[str, Any]:  # noqa: B006 - read only
     """Widths, depth, latent size, activation, loss-term weights, optimiser and epochs."""
@@ -63,11 +73,8 @@ def autoencoder_space(trial: optuna.Trial, model: str,
         "batch_size": pick("batch_size", lambda: trial.suggest_categorical(
             "batch_size", [64, 128, 256, 512])),
         "epochs": pick("epochs", lambda: trial.suggest_int("epochs", 20, 200, step=20)),
-        "score_mode": pick("score_mode", lambda: trial.suggest_categorical(
-            "score_mode", ["sum", "topn"])),
+        **_score_mode(trial, pick),
     }
-    if params["score_mode"] == "topn":
-        params["top_n"] = pick("top_n", lambda: trial.suggest_categorical("top_n", [5, 10, 20, 40]))
     for term in detector_class(model).terms:
         name, low, high = TERM_RANGES[term]
         params[name] = pick(name, lambda: trial.suggest_float(name, low, high, log=True))
@@ -120,11 +127,7 @@ def mahalanobis_space(trial: optuna.Trial, model: str, fixed: Mapping[str, Any] 
     pick = _Pick(trial, fixed)
     params = {"shrinkage": pick("shrinkage", lambda: trial.suggest_float(
                   "shrinkage", 1e-4, 0.5, log=True)),
-              "score_mode": pick("score_mode", lambda: trial.suggest_categorical(
-                  "score_mode", ["sum", "topn"]))}
-    if params["score_mode"] == "topn":
-        params["top_n"] = pick("top_n", lambda: trial.suggest_categorical(
-            "top_n", [5, 10, 20, 40]))
+              **_score_mode(trial, pick)}
     return _with_pinned(params, fixed)
 
 

@@ -81,6 +81,12 @@ def relative_to_beam_spot(frame, names: list[str]) -> list[str]:
     return changed
 
 
+def histogram_of(feature: str) -> str:
+    """The histogram a feature column belongs to (``qgTkPt_3`` -> ``qgTkPt``, ``qgTkPt_b12``
+    -> ``qgTkPt``): the one rule, for both representations."""
+    return feature.rsplit("_", 1)[0]
+
+
 def canonical_name(name: str) -> str:
     """Real files sometimes spell a monitoring element with a trailing underscore."""
     return name[:-1] if name.endswith("_") else name
@@ -102,10 +108,6 @@ class FeatureSet:
                 raise ValueError("the bins representation needs the bin count of each histogram")
             return [f"{h}_b{i}" for h in self.histograms for i in range(n_bins[h])]
         raise DataError(f"unknown representation {representation!r}: use 'summary' or 'bins'")
-
-    def histogram_of(self, feature: str) -> str:
-        """The histogram a feature column belongs to (``qgTkPt_3`` -> ``qgTkPt``)."""
-        return feature.rsplit("_", 1)[0]
 
 
 def get_feature_set(pd: str, available: list[str] | None = None) -> FeatureSet:

@@ -114,8 +114,8 @@ class Detector(ABC):
     # ---- fitting ----------------------------------------------------------------------
     def fit(self, X: Any, X_val: Any = None, *, conditions: Any = None,
             conditions_val: Any = None, runs: Any = None, runs_val: Any = None,
-            context_ls: int = 0, on_epoch_end: EpochCallback | None = None
-            ) -> "Detector":
+            context_ls: int = 0, feature_names: Any = None,
+            on_epoch_end: EpochCallback | None = None) -> "Detector":
         """Fit on good LS only; ``X`` is the raw, unscaled (n_LS, n_features) matrix.
 
         ``X_val`` (good LS too) drives early stopping where the model has epochs; when it is
@@ -127,11 +127,14 @@ class Detector(ABC):
         ``context_ls`` > 0 (run context, :mod:`dc_mlops.data.context`): after the correction
         each LS's residuals are averaged with those of the LS within ``context_ls`` of it in
         its run; ``runs`` (``runs_val``) gives each row's run, rows grouped by run in LS
-        order, and scoring then needs the runs too.
+        order, and scoring then needs the runs too. ``feature_names`` (one per column,
+        ``<histogram>_<i>``) are kept as ``feature_names_in_`` and saved with the model; a
+        detector that scores histogram by histogram needs them.
         """
         X = check_matrix(X, "training data")
         if X_val is not None:
             X_val = check_matrix(X_val, "validation data", X.shape[1])
+        self.feature_names_in_ = _check_feature_names(feature_names, X.shape[1])
         self._validate_params(X)
         if conditions is None and conditions_val is not None:
             raise DataError("conditions_val given without training conditions")
@@ -298,7 +301,9 @@ class Detector(ABC):
                 "fit_seconds_": getattr(self, "fit_seconds_", None),
                 "history_": getattr(self, "history_", {}),
                 "conditions_range_": getattr(self, "conditions_range_", None),
-                "context_ls_": self.context_ls, **self._extra_meta()}
+                "context_ls_": self.context_ls,
+                "feature_names_in_": getattr(self, "feature_names_in_", None),
+                **self._extra_meta()}
         (path / META_FILE).write_text(json.dumps(meta, indent=1))
         return path
 
@@ -337,6 +342,7 @@ def _load_as(cls: type[Detector], path: Path, meta: dict[str, Any] | None = None
     det.history_ = meta.get("history_", {})
     det.correction_, det.conditions_range_ = None, None
     det.context_ls_ = int(meta.get("context_ls_", 0) or 0)
+    det.feature_names_in_ = meta.get("feature_names_in_")
     if meta.get("conditions_range_") is not None:
         if not (path / CONDITIONS_FILE).is_file():
             raise DataError(f"{path}: the detector was fitted with conditions but "
@@ -363,6 +369,20 @@ def _as_fitted(correction: ConditionsCorrection, c: np.ndarray) -> np.ndarray:
     if correction.n_columns == 1 and c.ndim == 2:
         return c[:, 0]
     return c
+
+
+def _check_feature_names(names: Any, n_features: int) -> list[str] | None:
+    """The training columns' names as a list of str (None when not given); DataError when
+    they do not name each column once."""
+    if names is None:
+        return None
+    out = [str(n) for n in names]
+    if len(out) != n_features:
+        raise DataError(f"feature_names: {len(out)} names for {n_features} feature columns")
+    if len(set(out)) != len(out):
+        dup = next(n for n in out if out.count(n) > 1)
+        raise DataError(f"feature_names: {dup!r} names two columns")
+    return out
 
 
 def _check_context(context_ls: Any) -> int:

@@ -304,7 +304,7 @@ def _fit(det: Detector, part: pd.DataFrame, names: list[str], conditions: str | 
         kw["conditions"] = c
     if context_ls:
         kw.update(runs=part["runId"].to_numpy(), context_ls=context_ls)
-    det.fit(part[names].to_numpy(np.float32), **kw)
+    det.fit(part[names].to_numpy(np.float32), feature_names=names, **kw)
 
 
 def _outside(det: Detector, part: pd.DataFrame, conditions: str | None) -> np.ndarray:

@@ -42,6 +42,7 @@ import pandas as pd
 from dc_mlops.data.certjson import CertJSON, read_certjson
 from dc_mlops.data.context import ls_order, run_bounds
 from dc_mlops.data.correction import COLUMNS, conditions_matrix
+from dc_mlops.data.features import histogram_of
 from dc_mlops.data.lstable import ERA_FILES, LabelOptions, is_era_folder, load_ls_table
 from dc_mlops.data.responsibility import load_responsibility, subsystems_of
 from dc_mlops.data.tables import feature_matrix
@@ -311,9 +312,9 @@ def _top_histograms(cert: _Certifier, X: np.ndarray, c: np.ndarray | None, runs:
     if not mask.any() or not det.supports_explain:
         return out
     names = cert.spec["feature_names"]
-    hists = list(dict.fromkeys(f.rsplit("_", 1)[0] for f in names))
+    hists = list(dict.fromkeys(histogram_of(f) for f in names))
     member = np.zeros((len(names), len(hists)))
-    member[np.arange(len(names)), [hists.index(f.rsplit("_", 1)[0]) for f in names]] = 1.0
+    member[np.arange(len(names)), [hists.index(histogram_of(f)) for f in names]] = 1.0
     for rows, contrib in _explanations(det, X, c, runs, judged, mask, batch):
         per_hist = contrib @ member
         total = per_hist.sum(axis=1, keepdims=True)

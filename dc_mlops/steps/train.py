@@ -30,6 +30,7 @@ import pandas as pd
 from dc_mlops import console
 from dc_mlops.data.correction import condition_columns, conditions_column, conditions_matrix
 from dc_mlops.data.context import ls_order
+from dc_mlops.data.features import histogram_of
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.detectors import registry
 from dc_mlops.evaluation import plots
@@ -102,7 +103,7 @@ def run_train(s: TrainSettings, extra_params: dict | None = None) -> TrainResult
                               "epoch") as bar:
             detector.fit(X_train, X_val, conditions=_conditions(train, cond),
                          conditions_val=_conditions(val, cond), **context,
-                         on_epoch_end=console.epoch_hook(
+                         feature_names=names, on_epoch_end=console.epoch_hook(
                              bar, then=lambda epoch, logs: tr.log_metrics(logs, epoch)))
         c_test = _conditions(test, cond)
         t0 = time.perf_counter()
@@ -152,7 +153,7 @@ def _log_artifacts(detector, test: pd.DataFrame, scores: np.ndarray, names: list
     if detector.supports_explain:
         contrib = pd.DataFrame(detector.explain(feature_matrix(test, names, "test split"),
                                                 c_test, _runs(test)), columns=names)
-        per_hist = contrib.T.groupby(lambda f: f.rsplit("_", 1)[0]).sum().T
+        per_hist = contrib.T.groupby(histogram_of).sum().T
         table = pd.DataFrame({"good": per_hist[labels == 0].mean(), "bad": per_hist[labels == 1].mean()})
         table.index.name = "histogram"
         tr.log_frame(table.reset_index(), "", "histogram_errors.csv", fmt="csv")

@@ -76,8 +76,10 @@ class TuningData:
     r_eval: np.ndarray | None = None
 
     def fit_kwargs(self) -> dict[str, Any]:
-        """Conditions and run context of the training and validation LS, for ``fit``."""
-        kw: dict[str, Any] = {"conditions": self.c_train, "conditions_val": self.c_val}
+        """Feature names, conditions and run context of the training and validation LS, for
+        ``fit``."""
+        kw: dict[str, Any] = {"conditions": self.c_train, "conditions_val": self.c_val,
+                              "feature_names": self.feature_names or None}
         if self.context_ls:
             kw.update(context_ls=self.context_ls, runs=self.r_train, runs_val=self.r_val)
         return kw

@@ -39,10 +39,12 @@ class _Pick:
         return self.fixed[name] if name in self.fixed else suggest()
 
 
-def _score_mode(trial: optuna.Trial, pick: "_Pick") -> dict[str, Any]:
-    """The score of per-feature terms (autoencoders, mahalanobis): their sum or the mean of
-    the ``top_n`` largest; ``top_n`` is proposed only for ``topn``."""
-    mode = pick("score_mode", lambda: trial.suggest_categorical("score_mode", ["sum", "topn"]))
+def _score_mode(trial: optuna.Trial, pick: "_Pick", modes: tuple[str, ...] = ("sum", "topn")
+                ) -> dict[str, Any]:
+    """The score of per-feature terms (autoencoders, mahalanobis): their sum, the mean of
+    the ``top_n`` largest (``top_n`` is proposed only for ``topn``), or another of the
+    model's ``modes``."""
+    mode = pick("score_mode", lambda: trial.suggest_categorical("score_mode", list(modes)))
     if mode != "topn":
         return {"score_mode": mode}
     return {"score_mode": mode, "top_n": pick("top_n", lambda: trial.suggest_categorical(
@@ -123,11 +125,13 @@ def knn_space(trial: optuna.Trial, model: str, fixed: Mapping[str, Any] = {}) ->
 
 def mahalanobis_space(trial: optuna.Trial, model: str, fixed: Mapping[str, Any] = {}) -> dict[str, Any]:  # noqa: B006
     """How far the covariance is shrunk towards a multiple of the identity, and whether the
-    whole distance or its largest per-feature terms score (``top_n`` only for ``topn``)."""
+    whole distance, its largest per-feature terms (``top_n`` only for ``topn``) or the
+    largest histogram's distance score."""
+    from dc_mlops.detectors.mahalanobis import SCORE_MODES
     pick = _Pick(trial, fixed)
     params = {"shrinkage": pick("shrinkage", lambda: trial.suggest_float(
                   "shrinkage", 1e-4, 0.5, log=True)),
-              **_score_mode(trial, pick)}
+              **_score_mode(trial, pick, SCORE_MODES)}
     return _with_pinned(params, fixed)
 
 

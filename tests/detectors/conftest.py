@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 N_FEATURES = 20
+#: the columns' names, as a summary table names them: four histograms of five numbers
+FEATURE_NAMES = [f"h{j // 5}_{j % 5}" for j in range(N_FEATURES)]
 
 #: small and quick versions of every detector: the contract, not the physics, is under test
 FAST_PARAMS: dict[str, dict] = {

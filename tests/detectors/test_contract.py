@@ -16,6 +16,8 @@ import pytest
 from dc_mlops.detectors import load_detector, registry
 from dc_mlops.errors import DataError
 
+from tests.detectors.conftest import FEATURE_NAMES
+
 NAMES = registry.names()
 FRAMEWORKS = ("tensorflow", "keras", "jax", "torch")
 
@@ -24,13 +26,15 @@ FRAMEWORKS = ("tensorflow", "keras", "jax", "torch")
 def fitted(data, fast_params):
     """Each detector fitted once on the training LS (module cache keeps the run quick)."""
     train, _, _ = data
-    return {name: registry.build(name, **fast_params(name)).fit(train) for name in NAMES}
+    return {name: registry.build(name, **fast_params(name)).fit(train, feature_names=FEATURE_NAMES)
+            for name in NAMES}
 
 
 @pytest.fixture(scope="module")
 def fitted_with_conditions(data, pileup, fast_params):
     """Each detector fitted with pile-up values (the conditions correction on)."""
-    return {name: registry.build(name, **fast_params(name)).fit(data[0], conditions=pileup[0])
+    return {name: registry.build(name, **fast_params(name)).fit(data[0], conditions=pileup[0],
+                                                                 feature_names=FEATURE_NAMES)
             for name in NAMES}
 
 
@@ -239,7 +243,8 @@ def test_run_context_is_used_saved_and_needs_the_runs(name, data, pileup, runs, 
                                                       tmp_path):
     train = data[0]
     det = registry.build(name, **fast_params(name)).fit(
-        train, conditions=pileup[0], runs=runs(len(train)), context_ls=3)
+        train, conditions=pileup[0], runs=runs(len(train)), context_ls=3,
+        feature_names=FEATURE_NAMES)
     assert det.context_ls == 3
     X, c = np.r_[data[1], data[2]], np.r_[pileup[1], pileup[2]]
     r = runs(len(X), 1000)

@@ -27,26 +27,27 @@ subsystem): summed over 98-203 features its shift competes with the spread of al
 others, while the largest few terms keep it. In ``topn`` mode a row of ``explain``'s
 ``top_n`` largest terms average to the score.
 
-``score_mode="histogram"`` (the default): one distance per histogram, the largest scores. A
-failure changes the shape of a few histograms (a pixel layer off thins the hits per track,
-a noisy tower adds a bump to an energy spectrum), and a DC expert looks histogram by
-histogram. So each histogram's 7 summary numbers (or its bins) get their own shrunk
-covariance and whitening; the histogram's squared distance is chi-square-like with as many
-degrees of freedom as it has numbers, put on one scale by :func:`chi2_to_z`, and the LS
-scores its worst histogram. Summed over all features, a shape change of one histogram is
-diluted by the spread of ~100 others; the largest few per-feature terms see one number at
-a time, not the histogram's shape. Which features form a histogram comes from their names
+``score_mode="histogram"``: one distance per histogram, the largest scores. A failure
+changes the shape of a few histograms (a pixel layer off thins the hits per track, a noisy
+tower adds a bump to an energy spectrum), and a DC expert looks histogram by histogram. So
+each histogram's 7 summary numbers (or its bins) get their own shrunk covariance and
+whitening; the histogram's squared distance is chi-square-like with as many degrees of
+freedom as it has numbers, put on one scale by :func:`chi2_to_z`, and the LS scores its
+worst histogram. Summed over all features, a shape change of one histogram is diluted by
+the spread of ~100 others; the largest few per-feature terms see one number at a time, not
+the histogram's shape. Which features form a histogram comes from their names
 (``<histogram>_<i>``, ``fit(..., feature_names=...)``, which every step gives); without
-names all columns form one group, the whole distance again. A row of ``explain`` holds
-the within-histogram whitened terms; a histogram's terms add up to its distance.
+names all columns form one group, the whole distance again. A row of ``explain`` holds the
+within-histogram whitened terms; a histogram's terms add up to its distance.
 
-Why it is the default: it is what reaches the Golden JSON. An oracle that knows the noise
-covariance of the simulated 2018D history and tests each LS in its 17-LS run context
-certifies, at 1 % bad->GOOD, 77 % of the good LS with one distance per PD and 92 % with one
-per histogram. Walked forward (``benchmarks/results/score_modes.md``), all PDs combined:
-on main's history automation 19 % (sum), 34 % (topn), 51 % (histogram), with good->BAD
-0.05 % and bad->GOOD 0.3 %; on the simulated 2018 42 %, 47 %, 49 %, with measured
-good->BAD 1.3 %, 1.6 %, 0.8 % and bad->GOOD 1.3 %, 1.8 %, 1.1 %.
+Measured (``benchmarks/results/score_modes.md``; ``benchmarks/results/separability.md``
+for what an oracle with the true noise covariance could reach): with ``histogram`` for
+every PD, all PDs together decide far more of main's walk than with ``sum`` or ``topn``
+within both targets, and more of the simulated 2018 with lower rates than ``sum``. It is not
+the default because, each PD alone on main's walk, its good->BAD sits at 0.9-1.1 % and
+ZeroBias's bad->GOOD at 1.4 % (``sum``: 0.2-0.7 % and 0): ``promote --pd all`` wants every
+member within its own PD's targets and rightly refuses it, and ``main`` then certified less
+of its walk (18.5 % against 33.8 %). ``tune`` tries it.
 """
 from __future__ import annotations
 
@@ -75,8 +76,8 @@ def chi2_to_z(d2: np.ndarray, dof: np.ndarray) -> np.ndarray:
 
 
 class MahalanobisDetector(_SklearnDetector):
-    """Mahalanobis distance of the standardised features to the good-LS mean: of each
-    histogram's features, the largest (default), or of all of them."""
+    """Mahalanobis distance of the standardised features to the good-LS mean: of all of them
+    (default), of their largest terms, or of each histogram's features, the largest."""
 
     name = "mahalanobis"
     supports_explain = True
@@ -86,7 +87,7 @@ class MahalanobisDetector(_SklearnDetector):
     group_of_: np.ndarray | None = None
     dof_: np.ndarray | None = None
 
-    def __init__(self, *, shrinkage: float | str = "auto", score_mode: str = "histogram",
+    def __init__(self, *, shrinkage: float | str = "auto", score_mode: str = "sum",
                  top_n: int = 10):
         self.shrinkage = shrinkage
         self.score_mode = score_mode

@@ -1,6 +1,6 @@
 """``mahalanobis``: the score is what ``explain`` shows, in every mode; ``topn`` finds a
 failure that moves a few of many correlated features where the whole distance dilutes it;
-``histogram`` (the default) finds a failure that changes one histogram's shape, and lets
+``histogram`` finds a failure that changes one histogram's shape, and lets
 through far fewer good LS at the cut-off that stops 99 % of such failures."""
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def test_histogram_mode_certifies_far_more_good_ls_at_the_same_failure_cut_off(
         auc[mode] = roc_auc_score(np.r_[np.zeros(len(sg)), np.ones(len(sb))], np.r_[sg, sb])
     assert below["histogram"] > max(below["sum"], below["topn"]) + 0.3, below
     assert auc["histogram"] > max(auc["sum"], auc["topn"]), auc
-    unnamed = registry.build("mahalanobis").fit(train)
+    unnamed = registry.build("mahalanobis", score_mode="histogram").fit(train)
     assert len(unnamed.dof_) == 1
     summed = registry.build("mahalanobis", score_mode="sum").fit(train).score(good)
     assert spearmanr(unnamed.score(good), summed).statistic > 0.9999

@@ -27,7 +27,7 @@ def command_line(script: str, argv: list[str] | None) -> str:
     import shlex
     import sys
     args = argv if argv is not None else sys.argv[1:]
-    return f"python benchmarks/{script} " + " ".join(shlex.quote(a) for a in args)
+    return " ".join([f"python benchmarks/{script}"] + [shlex.quote(a) for a in args])
 
 
 def table(headers: list[str], rows: list[list]) -> str:

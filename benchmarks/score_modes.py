@@ -1,9 +1,11 @@
-"""Score modes of ``mahalanobis`` (issue 12): the whole distance (``sum``, the default) or the
-mean of the ``top_n`` largest per-feature terms (``topn``), in the walk-forward protocol.
+"""Score modes of ``mahalanobis`` (issue 12): the whole distance (``sum``, the default), the
+mean of the ``top_n`` largest per-feature terms (``topn``) or the largest per-histogram
+distance (``histogram``), in the walk-forward protocol.
 
 A failure often moves a few of a PD's 98-203 features; summed over all of them its shift
-competes with the spread of every other feature. Does scoring on the largest terms tell
-failures apart better, and does that reach the Golden JSON through the cut-offs that hold?
+competes with the spread of every other feature. Does scoring on the largest terms, or on
+the worst histogram's own distance, tell failures apart better, and does that reach the
+Golden JSON through the cut-offs that hold?
 
 On two histories, each PD walked forward with the product's own
 :func:`dc_mlops.evaluation.walkforward.run_plan` once per mode, then all PDs combined per
@@ -20,7 +22,7 @@ automation, the rates on every flagged failure, contamination, and the hindsight
 (:func:`dc_mlops.evaluation.combined.hindsight_automation`: what one GOOD cut-off set on the
 walk's own failures would decide, the detectors' separation without the price of a bound).
 
-    python benchmarks/score_modes.py                 # both histories, about 15 min here
+    python benchmarks/score_modes.py --modes sum,topn,histogram   # both histories, ~35 min
     python benchmarks/score_modes.py --histories main --modes topn --top-n 1,3,10,20,40 \
         --out score_modes_top_n                      # which top_n
     python benchmarks/score_modes.py --histories main --modes sum --context 8,12,16,24 \
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     console.configure()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--histories", default="main,2018")
-    ap.add_argument("--modes", default="sum,topn")
+    ap.add_argument("--modes", default="sum,topn,histogram")
     ap.add_argument("--top-n", default="10", help="top_n values of the topn mode")
     ap.add_argument("--context", default=str(CONTEXT_LS), help="run context values, in LS")
     ap.add_argument("--out", default="score_modes", help="results file name")
@@ -135,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
                "bad→GOOD", "contamination", "hindsight limit"]
     body = ("`mahalanobis` with `score_mode=sum` (the squared distance, the default) and "
             "`score_mode=topn` (mean of the `top_n` largest per-feature terms; the number "
-            "after `topn`), conditions fit at its default and the run context given (LS on "
+            "after `topn`) and `score_mode=histogram` (one distance per histogram, the "
+            "largest), conditions fit at its default and the run context given (LS on "
             "each side), each PD walked forward; targets good→BAD ≤ "
             "0.01 and bad→GOOD ≤ 0.01. `main`: the history `main` simulates, walked with "
             "`main`'s sizes; `2018`: the simulated 2018 with the real run/LS structure, "

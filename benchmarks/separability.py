@@ -55,10 +55,7 @@ from dc_mlops.data.correction import COLUMNS as CONDITION_COLUMNS  # noqa: E402
 from dc_mlops.data.correction import ConditionsCorrection  # noqa: E402
 from dc_mlops.data.features import histogram_of  # noqa: E402
 from dc_mlops.data.simulator import generate as G  # noqa: E402
-from dc_mlops.data.simulator import shapes as S  # noqa: E402
-from dc_mlops.data.simulator.failures import affected_histograms  # noqa: E402
-from dc_mlops.data.simulator.visibility import VISIBILITY_PDS  # noqa: E402
-from dc_mlops.data.summary import summarize  # noqa: E402
+from dc_mlops.data.simulator.visibility import VISIBILITY_PDS, failure_shifts  # noqa: E402
 
 TARGET = 0.01  # bad->GOOD
 COLUMNS = list(CONDITION_COLUMNS["pileup"])  # the default conditions=pileup
@@ -82,9 +79,7 @@ def shifts(truth: G.SimTruth, era: Path) -> tuple[np.ndarray, np.ndarray, dict, 
     """Per flagged failure LS: its truth row, lambda^2 per PD (n, 4); per (PD, histogram)
     lambda^2 (n,) and the histogram's degrees of freedom; each PD's degrees of freedom."""
     rows = np.flatnonzero(truth.origin == "failure")
-    scen = truth.blocks["scenario"].to_numpy()[truth.block[rows]]
     key = truth.table["run"].to_numpy()[rows] * 100_000 + truth.table["ls"].to_numpy()[rows]
-    ones = np.ones(len(truth.table))
     per_pd = np.zeros((len(rows), len(VISIBILITY_PDS)))
     per_hist, dof = {}, {}
     for j, pd_name in enumerate(VISIBILITY_PDS):
@@ -110,29 +105,17 @@ def shifts(truth: G.SimTruth, era: Path) -> tuple[np.ndarray, np.ndarray, dict, 
         spread = np.full((len(rows), len(names)), np.nan)
         spread[have] = corr.spread(frame[COLUMNS].to_numpy(float)[pos[have].astype(int)])
         col = {n: i for i, n in enumerate(names)}
-        for s in np.unique(scen):
-            hists = [h for h in affected_histograms(str(s), pd_name) if f"{h}_0" in col]
-            part_all = np.flatnonzero((scen == s) & have)
-            if not hists or not len(part_all):
-                continue
-            specs = [S.spec(h) for h in hists]
-            for a in range(0, len(part_all), G.CHUNK):
-                part = part_all[a:a + G.CHUNK]
-                r = rows[part]
-                with_f = G._expected_chunk(truth, ones, specs, 0, 0, True, r)
-                without = G._expected_chunk(truth, ones, specs, 0, 0, False, r)
-                delta = np.zeros((len(part), len(names)))
-                for h, m1, m0, sp in zip(hists, with_f, without, specs):
-                    i0 = col[f"{h}_0"]
-                    delta[:, i0:i0 + 7] = np.nan_to_num(summarize(m1, sp.edges)
-                                                        - summarize(m0, sp.edges))
-                d = np.nan_to_num(delta / spread[part])[:, ok]
-                per_pd[part, j] = np.einsum("ij,jk,ik->i", d, inv, d)
-                for h in hists:
-                    if h in inv_h:
-                        idx, inv1 = inv_h[h]
-                        per_hist.setdefault((pd_name, h), np.zeros(len(rows)))[part] = \
-                            np.einsum("ij,jk,ik->i", d[:, idx], inv1, d[:, idx])
+        delta, touched = np.zeros((len(rows), len(names))), set()
+        for part, h, shift in failure_shifts(truth, rows, pd_name):
+            if f"{h}_0" in col and have[part].any():
+                i0 = col[f"{h}_0"]
+                delta[part, i0:i0 + 7] = np.nan_to_num(shift)
+                touched.add(h)
+        d = np.nan_to_num(delta / spread)[:, ok]  # LS below the events cut: spread NaN, 0
+        per_pd[:, j] = np.einsum("ij,jk,ik->i", d, inv, d)
+        for h in touched & set(inv_h):
+            idx, inv1 = inv_h[h]
+            per_hist[(pd_name, h)] = np.einsum("ij,jk,ik->i", d[:, idx], inv1, d[:, idx])
     return rows, per_pd, per_hist, dof
 
 

@@ -113,41 +113,50 @@ def _fit_spread(pu: np.ndarray, feats: dict[str, np.ndarray], edges: dict[str, n
     return Spread(nodes, sigma)
 
 
+def failure_shifts(truth, rows: np.ndarray, pd_name: str):
+    """The noise-free change of the 7-number summaries a failure makes, histogram by
+    histogram: yields ``(positions, histogram, delta)`` with ``delta`` (len(positions), 7) =
+    summary with the failure - summary without it, for the failure LS ``rows[positions]``
+    and each histogram of ``pd_name`` their scenario touches (chunked like the simulator).
+
+    ``rows`` index ``truth.table``; each must lie in a failure or DCS block. Low-statistics
+    blocks change no shape and yield nothing."""
+    from dc_mlops.data.simulator import shapes as S
+    from dc_mlops.data.simulator.failures import affected_histograms
+    from dc_mlops.data.simulator.generate import CHUNK, _expected_chunk
+    rows = np.asarray(rows, np.int64)
+    if not len(rows):
+        return
+    scen = truth.blocks["scenario"].to_numpy()[truth.block[rows]]
+    ones = np.ones(len(truth.table))  # the summary does not depend on the event count
+    for s in np.unique(scen):
+        names = [] if s == "low_stats" else affected_histograms(str(s), pd_name)
+        if not names:
+            continue
+        specs = [S.spec(h) for h in names]
+        pos = np.flatnonzero(scen == s)
+        for a in range(0, len(pos), CHUNK):
+            part = pos[a:a + CHUNK]
+            r = rows[part]
+            e1 = _expected_chunk(truth, ones, specs, 0, 0, True, r)
+            e0 = _expected_chunk(truth, ones, specs, 0, 0, False, r)
+            for h, m1, m0, sp in zip(names, e1, e0, specs):
+                yield part, h, summarize(m1, sp.edges) - summarize(m0, sp.edges)
+
+
 def visibilities(truth, rows: np.ndarray, spreads: dict[str, Spread]) -> np.ndarray:
     """(len(rows), n_PDs) visibility of each failure LS in each PD (NaN: PD not touched).
 
     ``rows`` index ``truth.table``; each must lie in a failure or DCS block. Low-statistics
     blocks change no shape and get NaN everywhere.
     """
-    from dc_mlops.data.simulator import shapes as S
-    from dc_mlops.data.simulator.failures import affected_histograms
-    from dc_mlops.data.simulator.generate import CHUNK, _expected_chunk
     rows = np.asarray(rows, np.int64)
     out = np.full((len(rows), len(VISIBILITY_PDS)), np.nan)
-    if not len(rows):
-        return out
-    scen = truth.blocks["scenario"].to_numpy()[truth.block[rows]]
     pu = truth.table["pileup"].to_numpy()
-    ones = np.ones(len(truth.table))  # the summary does not depend on the event count
-    for s in np.unique(scen):
-        if s == "low_stats":
-            continue
-        pos = np.flatnonzero(scen == s)
-        for j, pd_name in enumerate(VISIBILITY_PDS):
-            names = affected_histograms(str(s), pd_name)
-            if not names:
-                continue
-            specs = [S.spec(h) for h in names]
-            for a in range(0, len(pos), CHUNK):
-                part = pos[a:a + CHUNK]
-                r = rows[part]
-                e1 = _expected_chunk(truth, ones, specs, 0, 0, True, r)
-                e0 = _expected_chunk(truth, ones, specs, 0, 0, False, r)
-                v = np.zeros(len(r))
-                for h, m1, m0, sp in zip(names, e1, e0, specs):
-                    d = np.abs(summarize(m1, sp.edges) - summarize(m0, sp.edges))
-                    v = np.fmax(v, np.nanmax(d / spreads[pd_name].at(h, pu[r]), axis=1))
-                out[part, j] = v
+    for j, pd_name in enumerate(VISIBILITY_PDS):
+        for part, h, delta in failure_shifts(truth, rows, pd_name):
+            v = np.nanmax(np.abs(delta) / spreads[pd_name].at(h, pu[rows[part]]), axis=1)
+            out[part, j] = np.fmax(np.nan_to_num(out[part, j], nan=0.0), v)
     return out
 
 

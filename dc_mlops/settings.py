@@ -101,11 +101,18 @@ def run_list(name: str, value: Any) -> None:
 
 
 def model_list(name: str, value: Any) -> None:
+    """Detector names, each optionally with parameters: ``name:key=value[:key=value]``
+    (:func:`dc_mlops.detectors.registry.parse_spec`)."""
+    from dc_mlops.detectors import registry  # lazy: the registry imports no framework
     names = [m.strip() for m in str(value).split(",")]
     if not value or not all(names):
         _fail(name, "must be a comma-separated list of detector names", value)
     for m in names:
-        model_name(name, m)
+        model_name(name, m.split(registry.SPEC_SEPARATOR)[0])
+        try:
+            registry.parse_spec(m)
+        except DataError as exc:
+            raise DataError(f"parameter {name}: {exc}") from None
     if len(set(names)) != len(names):
         _fail(name, "names a detector twice", value)
 
@@ -306,7 +313,8 @@ class EvaluateSettings(_Validated):
     """Compare detectors over seeds under a protocol, set each grey zone, report drift."""
 
     pd: str = _p("JetHT", "primary dataset", pd_name())
-    models: str = _p("pca,vanilla_ae,sparse_ae,iforest,knn", "comma-separated detector names",
+    models: str = _p("pca,vanilla_ae,sparse_ae,iforest,knn", "comma-separated detector names, "
+                     "each optionally with parameters (mahalanobis:score_mode=histogram)",
                      model_list)
     seeds: str = _p("0,1,2", "comma-separated seeds", int_list)
     protocol: str = _p("rolling", "'rolling' (walk forward through the runs), 'runs' (the "

@@ -54,6 +54,17 @@ luminosity fit only where it leaves clearly less spread (:data:`SECOND_COLUMN_GA
 the training LS hold one bunch scheme, the two columns move together and pile-up is kept; an
 LS of a scheme the training never saw (pile-up per luminosity outside the training's range)
 is then outside the fitted conditions, like an LS at an unseen pile-up, and goes to review.
+
+Time in fill (``t_fill``, hours since the fill's stable beams, from OMS: the LS's start
+time minus the fill's), a third column when the conditions table has it: the luminous
+region lengthens as bunches age and ECAL transparency drops during a fill, neither a
+function of pile-up or luminosity across fills (a long fill reaches a given luminosity
+hours after a short one). Fitted on pile-up and luminosity alone, the outer vertex-z
+quantiles (relative to the beam spot) of the last run of a 16-hour fill of main's history
+sat 1.1-1.7 spreads off per LS; with the 17-LS run context, 20-25 % of its good LS were
+flagged BAD (ZeroBias, EGamma), and the walk's good->BAD with ``score_mode=histogram`` was
+0.9-1.1 % per PD, all of the excess in that run's step. With ``t_fill``, chosen per feature as the other columns are, it is
+below 0.1 % (``benchmarks/results/time_in_fill.md``).
 """
 from __future__ import annotations
 
@@ -85,26 +96,27 @@ _MAD_ROWS = 2000
 #: LS a conditions fit is made on, at most (evenly spaced over the training LS)
 MAX_FIT_LS = 8000
 #: LS-table columns a ``conditions`` setting stands for; the first is the main condition
-COLUMNS = {"pileup": ("pileup", "lumi"), "lumi": ("lumi",), "none": ()}
-#: a feature is fitted against the second column only when that leaves its residuals at
-#: most this share of the spread the first column leaves (a clear gain, not noise)
+COLUMNS = {"pileup": ("pileup", "lumi", "t_fill"), "lumi": ("lumi",), "none": ()}
+#: a feature is fitted against another column than the first only when that leaves its
+#: residuals at most this share of the spread the first column leaves (a clear gain, not
+#: noise)
 SECOND_COLUMN_GAIN = 0.8
 #: pile-up per luminosity within this relative margin of the training's range is inside
 RATIO_MARGIN = 0.01
 
 
 def check_conditions(conditions: Any, n_rows: int, what: str = "conditions") -> np.ndarray:
-    """A finite float array of one value per LS (1-D), or of one row of two values per LS
-    (pile-up, luminosity), or a one-line DataError."""
+    """A finite float array of one value per LS (1-D), or of one row of two or three values
+    per LS (pile-up, luminosity, time in fill), or a one-line DataError."""
     try:
         c = np.asarray(conditions, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{what} are not numeric: {exc}") from None
     if c.ndim == 2 and c.shape[1] == 1:
         c = c[:, 0]
-    if not (c.ndim == 1 or (c.ndim == 2 and c.shape[1] == 2)):
-        raise DataError(f"{what} must be one value per LS (1-D) or two (pile-up, luminosity), "
-                        f"got shape {c.shape}")
+    if not (c.ndim == 1 or (c.ndim == 2 and c.shape[1] in (2, 3))):
+        raise DataError(f"{what} must be one value per LS (1-D), or two or three (pile-up, "
+                        f"luminosity, time in fill), got shape {c.shape}")
     if len(c) != n_rows:
         raise DataError(f"{what} has {len(c)} values for {n_rows} LS")
     bad = ~np.isfinite(c).reshape(len(c), -1).all(axis=1)
@@ -276,9 +288,11 @@ class ConditionsCorrection:
         C_all, X, C = C, Xs, Cs
         self.choice_ = np.zeros(X.shape[1], dtype=np.int64)
         self.ratio_range_ = None
-        if len(fits) == 2:
-            left = [_spread(X - f.centre(C[:, j])) for j, f in enumerate(fits)]
-            self.choice_[left[1] < SECOND_COLUMN_GAIN * left[0]] = 1
+        if len(fits) >= 2:
+            left = np.array([_spread(X - f.centre(C[:, j])) for j, f in enumerate(fits)])
+            best = np.argmin(left, axis=0)
+            gain = left[best, np.arange(left.shape[1])] < SECOND_COLUMN_GAIN * left[0]
+            self.choice_[gain] = best[gain]
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = C_all[:, 0] / C_all[:, 1]  # the bunch scheme, over every LS
             if np.isfinite(ratio).all():
@@ -469,9 +483,15 @@ def _robust_quadratic(X: np.ndarray, c: np.ndarray, rng: tuple[float, float]
 def condition_columns(columns: Any, choice: str | None) -> list[str]:
     """The LS-table columns a ``conditions`` setting reads from a table with ``columns``:
     those of :data:`COLUMNS`, the luminosity beside the pile-up only when the table has a
-    luminosity column (an LS table always has one; a bare table of pile-up values may not)."""
+    luminosity column (an LS table always has one; a bare table of pile-up values may not),
+    and the time in fill beside both only when the table has it (a conditions table may
+    leave it out)."""
     cols = list(COLUMNS[choice or "none"])
-    return cols if len(cols) < 2 or cols[1] in columns else cols[:1]
+    if len(cols) < 2:
+        return cols
+    if cols[1] not in columns:
+        return cols[:1]
+    return cols[:2] + [c for c in cols[2:] if c in columns]
 
 
 def conditions_matrix(frame: Any, choice: str | None) -> np.ndarray | None:
@@ -538,6 +558,10 @@ def conditions_column(choice: str, train: Any, others: dict[str, Any] | None = N
         raise DataError(f"{where} {problem('lumi')}: the pile-up fit keeps luminosity beside "
                         "pile-up (the luminosity monitor follows it); give the conditions "
                         "table's lumi, or train with conditions=none")
+    if choice == "pileup" and "t_fill" in train.columns and problem("t_fill"):
+        raise DataError(f"{where} {problem('t_fill')}: the pile-up fit keeps the time in fill "
+                        "beside pile-up when the training LS have it; give every part the "
+                        "conditions table's t_fill, or leave it out of the table")
     if choice == "pileup" and unknown_everywhere("pileup") and problem("lumi") is None:
         logging.getLogger("dc_mlops").info(
             "%s has no pile-up: correcting for luminosity (lumi) instead", where)

@@ -1,7 +1,7 @@
 """One LS table from any input: a simulated era folder, raw histograms or a feature table.
 
 The LS table is what every later step reads: ``runId``, ``lumiId``, ``lumi``, ``pileup``
-(NaN when unknown), ``EventsPerLs``, ``era``, the labels (``label`` 1 = bad, ``origin``,
+(NaN when unknown), ``t_fill`` (only when the conditions table gives it), ``EventsPerLs``, ``era``, the labels (``label`` 1 = bad, ``origin``,
 ``subsystem``, ``scenario``), ``judged`` (the bad LS this PD's detector is judged on, see
 :func:`dc_mlops.data.responsibility.judged_bad`) and the feature columns of the chosen
 representation. Simulated data goes through exactly the same path as real data: an era
@@ -29,8 +29,8 @@ from dc_mlops.data.histfeatures import summarize_file
 from dc_mlops.data.histograms import DEFAULT_UNDER_OVERFLOW
 from dc_mlops.data.labels import LabelSources, assign_labels, read_bad_list
 from dc_mlops.data.responsibility import DEFAULT_MAP, judged_bad
-from dc_mlops.data.runconditions import (RunConditions, conditions_for, integer_column,
-                                         read_conditions, validate_conditions)
+from dc_mlops.data.runconditions import (VALUE_COLUMNS, RunConditions, conditions_for,
+                                         integer_column, read_conditions, validate_conditions)
 from dc_mlops.data.tables import canonical_columns, read_table, validate_features
 from dc_mlops.errors import DataError
 
@@ -230,7 +230,7 @@ def _from_era_folder(path: Path, pd_name: str, labels: LabelOptions, representat
     source = ""
     if cond is None and info is not None and "lumi" in info.columns:
         where = str(era.conditions or era.legacy_lumisections)
-        cond = validate_conditions(info[[c for c in ("run", "ls", "lumi", "pileup")
+        cond = validate_conditions(info[[c for c in ("run", "ls", *VALUE_COLUMNS)
                                          if c in info.columns]], where)
         source = "era folder"
     feats = summarize_file(era.histograms, era.pd_name, representation, under_overflow)
@@ -370,6 +370,8 @@ def _assemble(feats, events: np.ndarray, cond: RunConditions | None, cond_source
         "EventsPerLs": np.asarray(events, np.float64),
         "era": eras.astype(str) if eras is not None else np.full(n, ""),
     }
+    if cond is not None and "t_fill" in values:
+        cols["t_fill"] = values["t_fill"]
     frame = pd.concat([pd.DataFrame(cols), pd.DataFrame(feats.matrix, columns=feats.names,
                                                         copy=False)], axis=1)
     lab = _labels(frame, labels, feats.source, column_labels, dcsonly)
@@ -418,13 +420,17 @@ def _from_feature_table(df: pd.DataFrame, where: str, pd_name: str, labels: Labe
         if labels.label_column else None
     names = fs.feature_names()
     lab = _labels(frame, labels, where, column_labels)
-    had = [c for c in ("lumi", "pileup") if c in df.columns]
+    had = [c for c in VALUE_COLUMNS if c in df.columns]
     source, granularity = (where, "ls") if had else ("", "")
     if cond is not None:
         values = conditions_for(cond, frame["runId"].to_numpy(), frame["lumiId"].to_numpy())
-        frame["lumi"], frame["pileup"] = values["lumi"], values["pileup"]
+        frame = frame.drop(columns=["t_fill"], errors="ignore")
+        for col, v in values.items():
+            frame[col] = v
         had, source, granularity = cond.columns, cond.source, cond.granularity
-    out = pd.concat([frame[["runId", "lumiId", "lumi", "pileup", "EventsPerLs"]], lab], axis=1)
+    ids = ["runId", "lumiId", "lumi", "pileup", *(["t_fill"] if "t_fill" in frame else []),
+           "EventsPerLs"]
+    out = pd.concat([frame[ids], lab], axis=1)
     out["era"] = frame["era"].astype(str) if "era" in frame else ""
     out = pd.concat([out, frame[names]], axis=1)
     return LSTable(out, names, fs, where, conditions=list(had), conditions_source=source,

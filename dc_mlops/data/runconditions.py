@@ -5,8 +5,10 @@ luminosity halves in a few hours), so detectors remove that dependence first (SP
 and need each LS's ``lumi`` (1e33 cm^-2 s^-1) and, where known, ``pileup``. They come
 from a table as CMS OMS serves them:
 
-* per LS: ``run``, ``ls``, ``lumi``[, ``pileup``] (extra columns such as ``fill``, ``era``
-  ride along). Every LS of the data must be in it: a partial table is an error naming the
+* per LS: ``run``, ``ls``, ``lumi``[, ``pileup``][, ``t_fill``] (extra columns such as
+  ``fill``, ``era`` ride along). ``t_fill`` is the time in fill, hours since the fill's
+  stable beams (OMS: the LS start time minus the fill's stable-beams start): the beam spot
+  and the luminous region drift with it (:mod:`dc_mlops.data.correction`). Every LS of the data must be in it: a partial table is an error naming the
   first LS it lacks (a silently missing LS would be corrected with someone else's
   conditions).
 * per run: ``run``, ``lumi``[, ``pileup``] without ``ls`` (e.g. OMS's run summary:
@@ -28,6 +30,9 @@ import pandas as pd
 from dc_mlops.errors import DataError
 
 _PACK = 10_000_000
+#: the values a conditions table may give: luminosity (1e33 cm^-2 s^-1, required), pile-up,
+#: and the time in fill (hours since the fill's stable beams; only per LS)
+VALUE_COLUMNS = ("lumi", "pileup", "t_fill")
 
 
 @dataclass(frozen=True)
@@ -40,8 +45,8 @@ class RunConditions:
 
     @property
     def columns(self) -> list[str]:
-        """The conditions it knows (``lumi``, and ``pileup`` when given)."""
-        return [c for c in ("lumi", "pileup") if c in self.frame.columns]
+        """The conditions it knows (``lumi``, and ``pileup`` and ``t_fill`` when given)."""
+        return [c for c in VALUE_COLUMNS if c in self.frame.columns]
 
 
 def read_conditions(path: str | Path) -> RunConditions:
@@ -70,14 +75,17 @@ def validate_conditions(df: pd.DataFrame, where: str) -> RunConditions:
     for col in ("run", "lumi"):
         if col not in df.columns:
             raise DataError(f"{where}: missing column {col!r} (a conditions table has run, ls, "
-                            "lumi[, pileup], or run, lumi[, pileup] per run)")
+                            "lumi[, pileup][, t_fill], or run, lumi[, pileup] per run)")
     if len(df) == 0:
         raise DataError(f"{where}: no rows (empty input)")
     keys = ["run", "ls"] if "ls" in df.columns else ["run"]
+    if "t_fill" in df.columns and "ls" not in df.columns:
+        raise DataError(f"{where}: t_fill (time in fill) is a per-LS value: give the table an "
+                        "ls column, or leave t_fill out")
     out = df.copy()
     for col in keys:
         out[col] = integer_column(df[col], col, where, minimum=1)
-    for col in [c for c in ("lumi", "pileup") if c in df.columns]:
+    for col in [c for c in VALUE_COLUMNS if c in df.columns]:
         v = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
         bad = ~np.isfinite(v) | (v < 0)
         if bad.any():
@@ -106,7 +114,8 @@ def integer_column(values: pd.Series, col: str, where: str, minimum: int = 0) ->
 
 def conditions_for(cond: RunConditions, runs: np.ndarray, ls: np.ndarray
                    ) -> dict[str, np.ndarray]:
-    """``lumi`` and ``pileup`` (NaN when the table has none) of every (run, LS).
+    """``lumi``, ``pileup`` (NaN when the table has none) and ``t_fill`` (when it has one)
+    of every (run, LS).
 
     Refuses, naming the first one, an LS (or run) that the table lacks.
     """

@@ -16,7 +16,7 @@ from dc_mlops.errors import DataError
 
 _LS_KEYS = ("runId", "lumiId")
 # columns that may ride along in a feature table without being features
-PASSTHROUGH = ("label", "origin", "subsystem", "scenario", "era", "fill", "pileup")
+PASSTHROUGH = ("label", "origin", "subsystem", "scenario", "era", "fill", "pileup", "t_fill")
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -82,7 +82,7 @@ def validate_features(df: pd.DataFrame, fs: FeatureSet, where: str,
             raise DataError(f"{where}: row {row}: {col} {df[col].iloc[row]} is not a "
                             f"{'run' if col == 'runId' else 'LS'} number (an integer >= 1)")
     df = df.astype({c: np.int64 for c in _LS_KEYS})
-    for col in ("lumi", "pileup", "EventsPerLs"):
+    for col in ("lumi", "pileup", "t_fill", "EventsPerLs"):
         if col in df.columns:
             v = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
             bad = np.isnan(v) | (v < 0) | (np.isinf(v) & (col != "EventsPerLs"))

@@ -170,6 +170,11 @@ class Detector(ABC):
     def _validate_params(self, X: np.ndarray) -> None:
         """Raise DataError for a parameter value the model cannot use (hook)."""
 
+    def check_params(self) -> None:
+        """Refuse, in one DataError line, a parameter value the model cannot use, before any
+        data is read (``fit`` checks the same against its data)."""
+        self._validate_params(np.zeros((2, 1), np.float32))
+
     @abstractmethod
     def _fit(self, X: np.ndarray, X_val: np.ndarray | None,
              on_epoch_end: EpochCallback | None) -> None: ...
@@ -364,10 +369,10 @@ def load_detector(path: str | Path) -> Detector:
 
 
 def _as_fitted(correction: ConditionsCorrection, c: np.ndarray) -> np.ndarray:
-    """Pile-up and luminosity given to a correction fitted on pile-up alone (saved before
-    luminosity could be a column): its one column."""
-    if correction.n_columns == 1 and c.ndim == 2:
-        return c[:, 0]
+    """More condition columns than a correction was fitted on (one saved before luminosity,
+    or time in fill, could be a column): its own, the first ones."""
+    if c.ndim == 2 and c.shape[1] > correction.n_columns:
+        return c[:, 0] if correction.n_columns == 1 else c[:, :correction.n_columns]
     return c
 
 

@@ -93,3 +93,61 @@ def build(name: str, preset: str = "default", **params: Any) -> "Detector":
         raise DataError(f"{name} has no parameter {', '.join(unknown)}; "
                         f"accepted: {', '.join(accepted)}")
     return cls(**{**preset_params(name, preset), **params})
+
+
+#: separates a detector's name from its parameters in a model spec, and the parameters
+SPEC_SEPARATOR = ":"
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name:key=value[:key=value...]`` (e.g. ``mahalanobis:score_mode=histogram``)
+    -> the registered name and its parameters, each value read as the type of its default
+    (true/false, a number, a JSON list, else text). ``evaluate`` and ``main`` compare such
+    variants of one detector side by side; the spec is their name in MLflow and the
+    registry. A DataError names the spec and what is wrong; a value the detector cannot use
+    is refused here too, before any work."""
+    name, *pairs = str(spec).strip().split(SPEC_SEPARATOR)
+    _entry(name)
+    if not pairs:
+        return name, {}
+    accepted = default_params(name)
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key or not raw:
+            raise DataError(f"model {spec!r}: {pair!r} is not key=value")
+        if key not in accepted or key == "seed":
+            raise DataError(f"model {spec!r}: {name} has no parameter {key!r} to set here; "
+                            f"accepted: {', '.join(k for k in accepted if k != 'seed')}")
+        if key in params:
+            raise DataError(f"model {spec!r}: {key} is given twice")
+        params[key] = _typed(raw, accepted[key], spec, key)
+    try:
+        build(name, **params).check_params()
+    except DataError as exc:
+        raise DataError(f"model {spec!r}: {exc}") from None
+    return name, params
+
+
+def _typed(raw: str, default: Any, spec: str, key: str) -> Any:
+    """``raw`` as the type of ``default`` (a number where the default is one; a number where
+    the default is text, as ``shrinkage`` takes ``auto`` or a number)."""
+    import json
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false"):
+                raise ValueError
+            return raw.lower() == "true"
+        if isinstance(default, (int, float)) or isinstance(default, (list, tuple)):
+            value = json.loads(raw)
+            if isinstance(value, bool):
+                raise ValueError
+            return value
+    except ValueError:
+        raise DataError(f"model {spec!r}: {key}={raw!r} is not of the type of its default "
+                        f"{default!r}") from None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else raw

@@ -95,12 +95,16 @@ def plan_for(s: EvaluateSettings, frame: pd.DataFrame) -> _Plan:
     return _Plan(rolling_steps(runs, n_good, s.window_runs, s.calib_runs, s.step_runs), final)
 
 
-def detector_params(model: str, seed: int, epochs: int) -> dict:
-    accepted = registry.default_params(model)
-    params = {"seed": seed} if "seed" in accepted else {}
+def detector_params(model: str, seed: int, epochs: int) -> tuple[str, dict]:
+    """The registered name of a model spec (``name[:key=value...]``) and the parameters to
+    build it with: the spec's, the seed, and an epoch limit."""
+    name, params = registry.parse_spec(model)
+    accepted = registry.default_params(name)
+    if "seed" in accepted:
+        params["seed"] = seed
     if epochs and "epochs" in accepted:
         params["epochs"] = epochs
-    return params
+    return name, params
 
 
 def run_evaluate(s: EvaluateSettings) -> EvaluateResult:
@@ -155,17 +159,17 @@ def _candidate(s: EvaluateSettings, data, frame: pd.DataFrame, names: list[str],
                conditions: str | None, model: str, seed: int, parent: str, pre_run: str,
                bar) -> tuple[dict, WalkForward]:
     """One (model, seed): its walk (or split), metrics, artifacts and certifier, in its run."""
-    params = detector_params(model, seed, s.epochs)
+    name, params = detector_params(model, seed, s.epochs)
 
     def build():
-        return registry.build(model, **params)
+        return registry.build(name, **params)
 
     exp = tr.ensure_experiment(tr.experiment_name(s.pd))
     with tr.tracked_run(exp, CANDIDATE_STEP, run_name(s.protocol, model=model, pd=s.pd, seed=seed),
                         tags={tr.TAG_PD: s.pd, "dc_mlops.model": model, "dc_mlops.seed": str(seed),
                               "dc_mlops.evaluation_run": parent,
                               "dc_mlops.preprocess_run": pre_run}, nested=True) as crun:
-        tr.log_params({"model": model, "family": registry.family(model), "pd": s.pd,
+        tr.log_params({"model": model, "family": registry.family(name), "pd": s.pd,
                        "seed": seed, "protocol": s.protocol, "conditions": s.conditions,
                        "context_ls": s.context_ls,
                        "preprocess_run": pre_run,

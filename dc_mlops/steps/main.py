@@ -42,9 +42,10 @@ from dc_mlops.tracking.ui import open_hint, run_name, runs_url
 
 log = logging.getLogger("dc_mlops")
 
-#: the chain's budget: two fast detectors, one seed, a walk of a few steps (each step fits
-#: calib_folds + 1 models; the autoencoders are compared with `evaluate --models`)
-MAIN_MODELS = "mahalanobis,pca"
+#: the chain's budget: two fast detectors, mahalanobis in two score modes (one distance, or
+#: one per histogram: which is better differs by PD), one seed, a walk of a few steps (each
+#: step fits calib_folds + 1 models; the autoencoders are compared with `evaluate --models`)
+MAIN_MODELS = "mahalanobis,mahalanobis:score_mode=histogram,pca"
 MAIN_SEEDS = "0"
 HISTORY_ERAS = "2018D"
 NEW_ERA = "2018D"
@@ -182,9 +183,11 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert,
              f"earlier runs); targets good->BAD <= {target_gab:.0%}, bad->GOOD <= "
              f"{target_bag:.0%}",
              "Each PD alone, on the failures of its own subsystems (the Golden JSON needs every "
-             "PD: see 'All PDs together')",
-             f"{'PD':<11} {'best alone':<12} {'Production':>15} {'decided right':>13} "
-             f"{'good->BAD':>9} {'bad->GOOD':>9} {'ROC AUC':>7}"]
+             "PD: see 'All PDs together')"]
+    # model specs (mahalanobis:score_mode=histogram) are longer than names: fit the columns
+    wide = max([12] + [len(str(m)) for r in results for m in r.evaluation.comparison["model"]])
+    lines.append(f"{'PD':<11} {'best alone':<{wide}} {'Production':>{wide + 4}} "
+                 f"{'decided right':>13} {'good->BAD':>9} {'bad->GOOD':>9} {'ROC AUC':>7}")
     for r in results:
         comp = r.evaluation.comparison
         best = comp.iloc[0]
@@ -193,7 +196,7 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert,
         # the figures of what certifies now, when it was walked here; else the best alone
         shown = comp[comp["model"] == promo.production_model]
         shown = shown.iloc[0] if len(shown) else best
-        lines.append(f"{r.pd:<11} {best['model']:<12} {version:>15} "
+        lines.append(f"{r.pd:<11} {best['model']:<{wide}} {version:>{wide + 4}} "
                      f"{shown['test_correct_automation_rate_mean']:>13.3f} "
                      f"{shown['test_good_as_bad_rate_mean']:>9.4f} "
                      f"{shown['test_bad_as_good_rate_mean']:>9.4f} "

@@ -21,7 +21,8 @@ def test_era_folder_brings_its_conditions(era):
     cond = pd.read_parquet(era / "conditions.parquet")
     np.testing.assert_allclose(t.frame["lumi"], cond["lumi"])
     np.testing.assert_allclose(t.frame["pileup"], cond["pileup"])
-    assert t.conditions == ["lumi", "pileup"] and t.conditions_granularity == "ls"
+    np.testing.assert_allclose(t.frame["t_fill"], cond["t_fill"])
+    assert t.conditions == ["lumi", "pileup", "t_fill"] and t.conditions_granularity == "ls"
     assert (t.frame["era"] == "2018D").all()
 
 
@@ -62,3 +63,15 @@ def test_partial_table_names_the_first_missing_ls(era, tmp_path):
     other = runs[runs != runs[0]][0]
     with pytest.raises(DataError, match=f"no conditions for run {other}"):
         conditions_for(read_conditions(tmp_path / "one_run.csv"), runs, ls)
+
+
+def test_time_in_fill_is_per_ls_and_finite(era, tmp_path):
+    cond = pd.read_parquet(era / "conditions.parquet")
+    per_run = cond.groupby("run", as_index=False)[["lumi", "pileup", "t_fill"]].mean()
+    per_run.to_csv(tmp_path / "runs.csv", index=False)
+    with pytest.raises(DataError, match="t_fill .time in fill. is a per-LS value"):
+        read_conditions(tmp_path / "runs.csv")
+    cond.loc[3, "t_fill"] = -1.0
+    cond.to_csv(tmp_path / "ls.csv", index=False)
+    with pytest.raises(DataError, match="row 5 .*t_fill -1.0 is not a finite non-negative"):
+        read_conditions(tmp_path / "ls.csv")

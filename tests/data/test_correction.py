@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from dc_mlops.data.correction import (METHODS, ConditionsCorrection, check_conditions,
-                                      conditions_column)
+                                      condition_columns, conditions_column)
 from dc_mlops.errors import DataError
 
 
@@ -81,7 +81,7 @@ def test_save_and_load_give_the_same_residuals(tmp_path):
     (np.full(100, 30.0), "only 1 distinct value"),
     (np.r_[np.nan, np.arange(99.0)], "NaN or inf for 1 LS .first in row 0"),
     (np.arange(50.0), "has 50 values for 100 LS"),
-    (np.ones((100, 3)), "1-D. or two"),
+    (np.ones((100, 4)), "1-D., or two or three"),
 ])
 def test_unusable_conditions_are_one_line_errors(values, match):
     X = np.random.default_rng(0).normal(size=(100, 3))
@@ -245,3 +245,52 @@ def test_stacked_matrix_products_match_the_per_feature_fits(method, columns, tmp
         np.savez(tmp_path / "old.npz", **old)
         back = ConditionsCorrection.load(tmp_path / "old.npz")
         np.testing.assert_allclose(back.transform(X_new, c_new), want, rtol=1e-9, atol=1e-9)
+
+
+def _fills(n: int, seed: int = 0):
+    """LS of short and long fills: luminosity decays with the time in fill, from a peak
+    that differs by fill, so at one luminosity a long fill is hours older. A multiplicity
+    follows pile-up; a vertex-z quantile follows the time in fill only (the beam spot's walk
+    along z), as in the simulator."""
+    rng = np.random.default_rng(seed)
+    peak = rng.choice([20.0, 10.0], n)
+    t = rng.uniform(0, 16, n) * np.where(peak > 15, 1.0, 0.5)  # short fills at low peak
+    lumi = peak * np.exp(-t / 12.0)
+    pu = 3.3 * lumi
+    X = np.stack([2.0 * pu + rng.normal(0, 1, n), 0.5 * t + rng.normal(0, 0.3, n)], axis=1)
+    return X, np.stack([pu, lumi, t], axis=1)
+
+
+def test_a_feature_that_drifts_in_the_fill_is_fitted_against_the_time_in_fill(tmp_path):
+    X, c = _fills(4000)
+    corr = ConditionsCorrection().fit(X, c)
+    assert corr.choice_.tolist() == [0, 2]  # pile-up for the multiplicity, t_fill for z
+    R = corr.transform(X, c)
+    old = c[:, 2] > 10  # the last hours of the long fills
+
+    def offset(res):  # how far those LS sit from the rest, in spreads
+        return abs(np.median(res[old, 1]) - np.median(res[~old, 1]))
+    assert offset(R) < 0.3
+    # on pile-up and luminosity alone, the old LS of a fill are systematically off
+    assert offset(ConditionsCorrection().fit(X, c[:, :2]).transform(X, c[:, :2])) > 1
+    corr.save(tmp_path / "c.npz")
+    back = ConditionsCorrection.load(tmp_path / "c.npz")
+    np.testing.assert_array_equal(back.transform(X, c), R)
+    assert back.n_columns == 3 and back.ranges_[2] == corr.ranges_[2]
+
+
+def test_the_time_in_fill_is_read_only_beside_pileup_and_lumi():
+    assert condition_columns(["pileup", "lumi", "t_fill"], "pileup") == ["pileup", "lumi", "t_fill"]
+    assert condition_columns(["pileup", "lumi"], "pileup") == ["pileup", "lumi"]
+    assert condition_columns(["pileup", "t_fill"], "pileup") == ["pileup"]
+    assert condition_columns(["pileup", "lumi", "t_fill"], "lumi") == ["lumi"]
+
+
+def test_time_in_fill_in_training_must_be_in_every_part():
+    train = _split(pileup=np.linspace(20, 50, 40), lumi=np.linspace(8, 20, 40),
+                   t_fill=np.linspace(0, 12, 40))
+    ok = _split(pileup=[30.0], lumi=[10.0], t_fill=[3.0])
+    assert conditions_column("pileup", train, {"test": ok}) == "pileup"
+    with pytest.raises(DataError, match="has no 't_fill' column in its test LS"):
+        conditions_column("pileup", train, {"test": _split(pileup=[30.0], lumi=[10.0])},
+                          where="preprocess run abc")

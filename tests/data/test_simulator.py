@@ -362,8 +362,8 @@ def test_write_simulation_writes_one_folder_for_four_pds_readable_per_pd(tmp_pat
     assert meta["pds"] == list(VISIBILITY_PDS) and meta["eras"] == ["2018A"] and meta["seed"] == 2
     assert meta["layout"] == 2 and meta["n_ls"] == 600 and meta["simulator"]
     cond = pd.read_parquet(out / "conditions.parquet")
-    assert list(cond.columns) == ["run", "ls", "fill", "era", "lumi", "pileup"]
-    assert np.isfinite(cond[["lumi", "pileup"]].to_numpy()).all()
+    assert list(cond.columns) == ["run", "ls", "fill", "era", "lumi", "pileup", "t_fill"]
+    assert np.isfinite(cond[["lumi", "pileup", "t_fill"]].to_numpy()).all()
     truth = pd.read_parquet(out / "truth.parquet")
     for col in ["run", "ls", "scenario", "subsystem", "flagged", "origin"] + [
             f"visibility_{p}" for p in VISIBILITY_PDS]:

@@ -269,3 +269,33 @@ def test_run_context_is_used_saved_and_needs_the_runs(name, data, pileup, runs, 
         registry.build(name, **fast_params(name)).fit(train, runs=runs(3), context_ls=3)
     with pytest.raises(DataError, match="context_ls must be a whole number"):
         registry.build(name, **fast_params(name)).fit(train, context_ls=-1)
+
+
+def test_a_model_fitted_on_fewer_condition_columns_reads_its_own(data, pileup):
+    """Conditions with luminosity and time in fill beside the pile-up, given to a model
+    fitted on pile-up and luminosity (made before t_fill was a column): it reads its own
+    two columns and scores as before; a model fitted on fewer LS columns than given."""
+    rng = np.random.default_rng(3)
+    two = [np.c_[c, c / 3.3] for c in pileup]
+    det = registry.build("pca", n_components=4).fit(data[0], conditions=two[0])
+    with_t = np.c_[two[1], rng.uniform(0, 12, len(two[1]))]
+    np.testing.assert_array_equal(det.score(data[1], with_t), det.score(data[1], two[1]))
+
+
+def test_a_model_spec_names_a_detector_and_its_parameters():
+    """``evaluate``'s variants of one detector (``name:key=value``): the values take the
+    type of each parameter's default; the spec builds the detector it names."""
+    assert registry.parse_spec("pca") == ("pca", {})
+    assert registry.parse_spec("mahalanobis:score_mode=histogram") == (
+        "mahalanobis", {"score_mode": "histogram"})
+    assert registry.parse_spec("mahalanobis:top_n=5:score_mode=topn:shrinkage=0.3") == (
+        "mahalanobis", {"top_n": 5, "score_mode": "topn", "shrinkage": 0.3})
+    assert registry.parse_spec("mahalanobis:shrinkage=auto")[1] == {"shrinkage": "auto"}
+    name, params = registry.parse_spec("mahalanobis:score_mode=histogram")
+    assert registry.build(name, **params).get_params()["score_mode"] == "histogram"
+    for spec, match in [("mahalanobis:seed=3", "no parameter 'seed' to set here"),
+                        ("mahalanobis:top_n=3:top_n=4", "top_n is given twice"),
+                        ("mahalanobis:shrinkage=2", "shrinkage must be 'auto'"),
+                        ("nope:x=1", "unknown model 'nope'")]:
+        with pytest.raises(DataError, match=match):
+            registry.parse_spec(spec)

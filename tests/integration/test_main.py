@@ -71,9 +71,10 @@ def test_main_measures_the_combined_decision_on_its_walk(main_store):
     # and 0.07 % when the walk knew only the failures it had certified itself)
     assert m["walk_bad_as_good_rate"] <= 0.015, m["walk_bad_as_good_rate"]
     assert m["walk_contamination"] <= 0.0015, m["walk_contamination"]
-    # 32 % measured; a detector that sees nothing certifies nothing GOOD
-    assert m["walk_good_certified_rate"] > 0.2, m["walk_good_certified_rate"]
-    # what the detectors could decide with a cut-off set in hindsight: 70 % measured; a
+    # 45 % measured (32 % before main compared mahalanobis per histogram and the conditions
+    # had the time in fill); a detector that sees nothing certifies nothing GOOD
+    assert m["walk_good_certified_rate"] > 0.3, m["walk_good_certified_rate"]
+    # what the detectors could decide with a cut-off set in hindsight: 79 % measured; a
     # detector blind to failures gives about 1 % (its failures look like good LS)
     assert m["walk_hindsight_automation_rate"] > 0.5, m["walk_hindsight_automation_rate"]
     assert "at most" in main_store["stdout"] and "set in hindsight" in main_store["stdout"]

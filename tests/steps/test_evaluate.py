@@ -94,3 +94,20 @@ def test_impossible_plans_fail_before_any_run(preprocessed):
     exp = MlflowClient().get_experiment_by_name("dc-mlops-ZeroBias")
     assert not MlflowClient().search_runs([exp.experiment_id],
                                           "tags.`dc_mlops.step` = 'evaluate'")
+
+
+def test_a_model_spec_is_a_candidate_of_its_own(preprocessed):
+    """``mahalanobis:score_mode=histogram`` beside ``mahalanobis``: two candidates, each
+    built, logged and kept as a certifier with its own parameters."""
+    spec = "mahalanobis:score_mode=histogram"
+    res = run_evaluate(EvaluateSettings(pd="ZeroBias", models=f"mahalanobis,{spec}",
+                                        seeds="0", preprocess_run=preprocessed, **SMALL_WALK))
+    assert sorted(res.candidates["model"]) == ["mahalanobis", spec]
+    client = MlflowClient()
+    for row in res.candidates.itertuples():
+        run = client.get_run(row.candidate_run_id)
+        mode = "histogram" if row.model == spec else "sum"
+        assert run.data.params["model"] == row.model and run.data.params["score_mode"] == mode
+        assert run.data.tags["dc_mlops.model"] == row.model
+        model = mlflow.pyfunc.load_model(row.model_uri).unwrap_python_model()
+        assert model.detector.score_mode == mode and model.spec["model"] == row.model

@@ -163,7 +163,8 @@ def test_simulated_pd_all_era_feeds_each_pd_with_conditions_and_judged(tracking,
             run_id=res.run_id, artifact_path="splits/test.parquet"))
         assert np.isfinite(test[["lumi", "pileup"]].to_numpy()).all()
         spec = json.loads(mlflow.artifacts.load_text(f"runs:/{res.run_id}/features.json"))
-        assert spec["conditions_available"] == ["lumi", "pileup"] and spec["conditions_source"] == "era folder"
+        assert spec["conditions_available"] == ["lumi", "pileup", "t_fill"]
+        assert spec["conditions_source"] == "era folder"
         judged[pd_name] = res.counts["n_judged"]
         assert res.counts["n_bad"] == judged[pd_name] + sum(
             v for k, v in res.counts.items() if k.startswith("n_bad_subsystem__")

@@ -83,7 +83,7 @@ class SimulatedEra:
 class EraLabels:
     """Everything a simulated era folder holds besides the histograms: PD-independent."""
 
-    conditions: pd.DataFrame  # run, ls, fill, era, lumi, pileup
+    conditions: pd.DataFrame  # run, ls, fill, era, lumi, pileup, t_fill
     golden: CertJSON
     dcsonly: CertJSON
     failures: pd.DataFrame  # flagged failure ranges (and low statistics), BLOCK_COLUMNS
@@ -403,7 +403,8 @@ def era_labels(truth: SimTruth) -> EraLabels:
     for j, p in enumerate(V.VISIBILITY_PDS):
         tt[f"visibility_{p}"] = truth.visibility[rows, j]
     return EraLabels(
-        conditions=table[["run", "ls", "fill", "era", "lumi", "pileup"]].reset_index(drop=True),
+        conditions=table[["run", "ls", "fill", "era", "lumi", "pileup", "t_fill"]
+                         ].reset_index(drop=True),
         golden=CertJSON.from_lumisections(runs[~bad], ls[~bad]),
         dcsonly=CertJSON.from_lumisections(runs[~dcs], ls[~dcs]),
         failures=failures[public],

@@ -5,8 +5,9 @@ One folder holds one PD or all four, on the same runs, LS, conditions and failur
 
 - ``meta.json``           ``layout`` (2), ``pds`` (the PDs inside), eras, seed, n_ls,
                           structure/golden file names, dc_mlops version, description
-- ``conditions.parquet``  run, ls, fill, era, lumi (1e33 cm^-2 s^-1), pileup: the per-LS
-                          run conditions (SPEC §2.4), as CMS OMS serves them
+- ``conditions.parquet``  run, ls, fill, era, lumi (1e33 cm^-2 s^-1), pileup, t_fill (hours
+                          since the fill's stable beams): the per-LS run conditions
+                          (SPEC §2.4), as CMS OMS serves them
 - ``golden.json``         good LS (certification-JSON format): what a DC expert certified
 - ``dcsonly.json``        LS with the detector on (golden is a subset)
 - ``failures.csv``        run, first_ls, last_ls, subsystem, scenario, severity: the failure
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dc_mlops")
 LAYOUT = 2
 FAILURE_COLUMNS = ["run", "first_ls", "last_ls", "subsystem", "scenario", "severity"]
-CONDITION_COLUMNS = ["run", "ls", "fill", "era", "lumi", "pileup"]
+CONDITION_COLUMNS = ["run", "ls", "fill", "era", "lumi", "pileup", "t_fill"]
 DESCRIPTION = ("dc_mlops era simulator: synthetic CMS fills/runs/LS with exponentially "
                "decaying luminosity, pile-up proportional to luminosity, trigger-driven "
                "events per LS, per-LS histograms from analytic per-quantity shapes with "

@@ -110,8 +110,10 @@ def plan(frame: pd.DataFrame, s: EvaluateSettings) -> tuple[np.ndarray, np.ndarr
 def builder(name: str, seed: int = 0):
     if name.startswith("pyod:"):
         return lambda: pyod_detector(name[5:], seed)
-    params = {"seed": seed} if "seed" in registry.default_params(name) else {}
-    return lambda: registry.build(name, **params)
+    base, params = registry.parse_spec(name)  # a name or a variant, name:key=value
+    if "seed" in registry.default_params(base):
+        params["seed"] = seed
+    return lambda: registry.build(base, **params)
 
 
 def walk(era: Path, pds: list[str], models: list[str], s: EvaluateSettings) -> dict:
@@ -468,7 +470,8 @@ def describe(s: EvaluateSettings) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pds", default="all")
-    ap.add_argument("--models", default="mahalanobis,pca")
+    ap.add_argument("--models", default="mahalanobis,mahalanobis:score_mode=histogram,pca",
+                    help="candidates per PD, as main's (dc_mlops.steps.main.MAIN_MODELS)")
     ap.add_argument("--peer", default="ECOD", help="PyOD detector to put through the cut-offs")
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--skip-certify", action="store_true")

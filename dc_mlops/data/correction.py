@@ -62,9 +62,10 @@ function of pile-up or luminosity across fills (a long fill reaches a given lumi
 hours after a short one). Fitted on pile-up and luminosity alone, the outer vertex-z
 quantiles (relative to the beam spot) of the last run of a 16-hour fill of main's history
 sat 1.1-1.7 spreads off per LS; with the 17-LS run context, 20-25 % of its good LS were
-flagged BAD (ZeroBias, EGamma), and the walk's good->BAD with ``score_mode=histogram`` was
-0.9-1.1 % per PD, all of the excess in that run's step. With ``t_fill``, chosen per feature as the other columns are, it is
-below 0.1 % (``benchmarks/results/time_in_fill.md``).
+flagged BAD in every PD with ``score_mode=histogram`` (4-14 % with ``sum``), and the walk's
+good->BAD with ``histogram`` was 0.9-1.1 % per PD, all of the excess in that run's step.
+With ``t_fill``, chosen per feature as the other columns are, it is below 0.1 %
+(``benchmarks/results/time_in_fill.md``).
 """
 from __future__ import annotations
 

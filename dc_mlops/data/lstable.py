@@ -1,8 +1,9 @@
 """One LS table from any input: a simulated era folder, raw histograms or a feature table.
 
 The LS table is what every later step reads: ``runId``, ``lumiId``, ``lumi``, ``pileup``
-(NaN when unknown), ``t_fill`` (only when the conditions table gives it), ``EventsPerLs``, ``era``, the labels (``label`` 1 = bad, ``origin``,
-``subsystem``, ``scenario``), ``judged`` (the bad LS this PD's detector is judged on, see
+(NaN when unknown), ``t_fill`` (only when the conditions table gives it), ``EventsPerLs``,
+``era``, the labels (``label`` 1 = bad, ``origin``, ``subsystem``, ``scenario``), ``judged``
+(the bad LS this PD's detector is judged on, see
 :func:`dc_mlops.data.responsibility.judged_bad`) and the feature columns of the chosen
 representation. Simulated data goes through exactly the same path as real data: an era
 folder holds raw histograms in the DIALS layout, a conditions table and certification

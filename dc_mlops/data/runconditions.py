@@ -1,4 +1,4 @@
-"""Run conditions per LS (SPEC §2.4): instantaneous luminosity and pile-up.
+"""Run conditions per LS (SPEC §2.4): instantaneous luminosity, pile-up, time in fill.
 
 Histogram shapes follow the conditions (multiplicities grow with pile-up, a fill's
 luminosity halves in a few hours), so detectors remove that dependence first (SPEC §3.1)
@@ -8,9 +8,9 @@ from a table as CMS OMS serves them:
 * per LS: ``run``, ``ls``, ``lumi``[, ``pileup``][, ``t_fill``] (extra columns such as
   ``fill``, ``era`` ride along). ``t_fill`` is the time in fill, hours since the fill's
   stable beams (OMS: the LS start time minus the fill's stable-beams start): the beam spot
-  and the luminous region drift with it (:mod:`dc_mlops.data.correction`). Every LS of the data must be in it: a partial table is an error naming the
-  first LS it lacks (a silently missing LS would be corrected with someone else's
-  conditions).
+  and the luminous region drift with it (:mod:`dc_mlops.data.correction`). Every LS of
+  the data must be in it: a partial table is an error naming the first LS it lacks (a
+  silently missing LS would be corrected with someone else's conditions).
 * per run: ``run``, ``lumi``[, ``pileup``] without ``ls`` (e.g. OMS's run summary:
   ``lumi = 1000 * recorded_lumi[/pb] / duration[s]``). Accepted, and applied to every LS
   of the run: the in-fill decay is then lost, which weakens the correction but does not

@@ -429,7 +429,8 @@ with mlflow.start_run():
                           str(work / "example.parquet")], env=env, check=True, cwd=work,
                          capture_output=True, text=True).stdout.strip().splitlines()[-1]
     table_path = work / "jetht_features.parquet"
-    frame[["runId", "lumiId", "lumi", "pileup", "EventsPerLs"] + names].to_parquet(table_path)
+    conds = [c for c in ("lumi", "pileup", "t_fill") if c in frame.columns]
+    frame[["runId", "lumiId", *conds, "EventsPerLs"] + names].to_parquet(table_path)
     rows = []
     for what, data, extra in (("raw histograms (era folder)", era, []),
                               ("feature table (Parquet)", table_path, [])):

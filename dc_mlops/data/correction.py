@@ -310,7 +310,9 @@ class ConditionsCorrection:
         C = np.asarray(c, dtype=np.float64).reshape(len(c), -1)
         if C.shape[1] != self.n_columns:
             raise DataError(f"the conditions correction was fitted on {self.n_columns} "
-                            f"condition column(s) (pile-up, luminosity), got {C.shape[1]}")
+                            f"condition column(s) (pile-up, luminosity, time in fill), got "
+                            f"{C.shape[1]}: give the LS all the conditions it was fitted on "
+                            "(a conditions table with them)")
         return C
 
     def _stacked(self) -> _Stacked:

@@ -63,6 +63,19 @@ def variants(modes: list[str], top_ns: list[int], contexts: list[int]
     return out
 
 
+def history_walk(history: str):
+    """``main`` or ``2018`` -> (era folder, settings, ``sizes(n_runs)``: the walk's window,
+    calibration and step runs and calibration folds), as each history is walked."""
+    if history == "main":
+        return calibration.history(), EvaluateSettings(), main_walk
+    if history == "2018":
+        s = certification.settings()
+        return certification.era_2018(), s, lambda n: {
+            "window_runs": s.window_runs, "calib_runs": s.calib_runs,
+            "step_runs": s.step_runs, "calib_folds": s.calib_folds}
+    raise SystemExit(f"error: unknown history {history!r}: main or 2018")
+
+
 def walks(era: Path, s: EvaluateSettings, sizes, kinds: dict[str, tuple[dict, int]]) -> dict:
     """(pd, label) -> WalkForward; ``sizes(n_runs)``: the walk's window, calib and step runs
     and calibration folds."""
@@ -121,17 +134,8 @@ def main(argv: list[str] | None = None) -> None:
                      [int(x) for x in a.context.split(",")])
     table_rows = []
     for history in a.histories.split(","):
-        if history == "main":
-            s = EvaluateSettings()
-            res = walks(calibration.history(), s, main_walk, kinds)
-        elif history == "2018":
-            s = certification.settings()
-            res = walks(certification.era_2018(), s,
-                        lambda n: {"window_runs": s.window_runs, "calib_runs": s.calib_runs,
-                                   "step_runs": s.step_runs, "calib_folds": s.calib_folds},
-                        kinds)
-        else:
-            raise SystemExit(f"error: unknown history {history!r}: main or 2018")
+        era, s, sizes = history_walk(history)
+        res = walks(era, s, sizes, kinds)
         table_rows += rows(history, res, list(kinds), s)
     headers = ["history", "PD", "mahalanobis", "ROC AUC", "automation", "good→BAD",
                "bad→GOOD", "contamination", "hindsight limit"]

@@ -31,9 +31,9 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import calibration  # noqa: E402
 import certification  # noqa: E402
 from _report import command_line, table, write  # noqa: E402
+from score_modes import history_walk  # noqa: E402
 
 from dc_mlops import console  # noqa: E402
 from dc_mlops.detectors import registry  # noqa: E402
@@ -42,7 +42,6 @@ from dc_mlops.evaluation.greyzone import BAD, decision_metrics  # noqa: E402
 from dc_mlops.evaluation.protocols import rolling_steps  # noqa: E402
 from dc_mlops.evaluation.walkforward import run_plan  # noqa: E402
 from dc_mlops.settings import PDS, EvaluateSettings  # noqa: E402
-from dc_mlops.steps.main import main_walk  # noqa: E402
 
 #: label -> (detector, parameters)
 DETECTORS = {"mahalanobis": ("mahalanobis", {}),
@@ -132,17 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     table_rows = []
     for history in a.histories.split(","):
-        if history == "main":
-            s = EvaluateSettings()
-            res = walks(calibration.history(), s, main_walk, detectors)
-        elif history == "2018":
-            s = certification.settings()
-            res = walks(certification.era_2018(), s,
-                        lambda n: {"window_runs": s.window_runs, "calib_runs": s.calib_runs,
-                                   "step_runs": s.step_runs, "calib_folds": s.calib_folds},
-                        detectors)
-        else:
-            raise SystemExit(f"error: unknown history {history!r}: main or 2018")
+        era, s, sizes = history_walk(history)
+        res = walks(era, s, sizes, detectors)
         table_rows += rows(history, res, detectors, s)
     headers = ["history", "PD", "detector", "conditions", "ROC AUC", "automation", "good→BAD",
                "bad→GOOD", "contamination", "worst run's good→BAD", "hindsight limit"]

@@ -57,7 +57,7 @@ from dc_mlops.evaluation.greyzone import (BAD, DCS, GOOD, GREY, LOW, combine,
 from dc_mlops.outputs import claim_output
 from dc_mlops.settings import CertifySettings
 from dc_mlops.tracking import runs as tr
-from dc_mlops.tracking.models import load_model
+from dc_mlops.tracking.models import load_model, spec_condition_columns
 from dc_mlops.tracking.registry import certifier_name, production_uri, production_version
 from dc_mlops.tracking.ui import run_name
 
@@ -223,6 +223,25 @@ def _cutoffs(cert: _Certifier, joint: JointCutoff | None) -> tuple[float, float]
     return min(joint_t_good(calib, joint.p_good), t_bad), t_bad
 
 
+#: what each condition column is, for an error that tells a DC expert where to find it
+CONDITION_WORDS = {"pileup": "pile-up", "lumi": "instantaneous luminosity",
+                   "t_fill": "time in fill, hours since stable beams, per LS (OMS)"}
+
+
+def _check_conditions(s: CertifySettings, cert: _Certifier, frame: pd.DataFrame) -> None:
+    """Every condition column the certifier was fitted on is in the era's LS, else one line
+    naming the first missing one. A certifier fitted with the time in fill cannot score
+    without it: its conditions fit would read another column in its place."""
+    needed = spec_condition_columns(cert.spec)
+    missing = [col for col in needed if col not in frame.columns]
+    if missing:
+        col = missing[0]
+        raise DataError(f"{s.data}: the {cert.pd} certifier (v{cert.version}) was fitted on "
+                        f"the conditions {', '.join(needed)}, and the era's LS have no "
+                        f"{col!r} ({CONDITION_WORDS.get(col, col)}): give conditions_table a "
+                        f"{col} column")
+
+
 def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
                 dcs: CertJSON | None, joint: JointCutoff | None = None
                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame]:
@@ -240,6 +259,7 @@ def _certify_pd(s: CertifySettings, cert: _Certifier, mapping: dict[str, str],
     names = spec["feature_names"]
     X = feature_matrix(frame, names, s.data)
     column = spec.get("conditions", "none") or "none"
+    _check_conditions(s, cert, frame)
     try:
         c = conditions_matrix(frame, column)
     except DataError:

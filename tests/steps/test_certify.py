@@ -2,6 +2,7 @@
 import json
 import stat
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,6 +107,26 @@ def test_certify_failing_midway_leaves_no_output(production, tmp_path, monkeypat
                                     out=str(tmp_path / "cert")))
     assert not (tmp_path / "cert").exists()
     assert not list(tmp_path.glob(".cert.partial-*"))
+
+
+def test_certifier_fitted_with_time_in_fill_names_it_when_the_era_lacks_it(
+        production, tmp_path, monkeypatch):
+    real_load = certify_step._load_certifier
+
+    def with_t_fill(s, pd_name):  # as if fitted on an era whose conditions carried t_fill
+        cert = real_load(s, pd_name)
+        cert.spec.update(conditions="pileup", condition_columns=["pileup", "lumi", "t_fill"])
+        return cert
+
+    monkeypatch.setattr(certify_step, "_load_certifier", with_t_fill)
+    runs_before = len(mlflow.search_runs(search_all_experiments=True))
+    with pytest.raises(DataError, match=r"ZeroBias certifier \(v1\) was fitted on the "
+                                        r"conditions pileup, lumi, t_fill.*no 't_fill' "
+                                        r"\(time in fill.*give conditions_table a t_fill"):
+        run_certify(CertifySettings(pd="ZeroBias", data=str(production),
+                                    out=str(tmp_path / "cert")))
+    assert not (tmp_path / "cert").exists()
+    assert len(mlflow.search_runs(search_all_experiments=True)) == runs_before
 
 
 @pytest.mark.integration

@@ -51,6 +51,16 @@ from dc_mlops.evaluation.greyzone import (GOOD, LONE_P, Cutoffs, conformal_bad_c
 from dc_mlops.evaluation.metrics import detection_metrics
 from dc_mlops.evaluation.protocols import Step
 
+#: good LS of the failures' runs scored as their era's reference, at most (detectors without
+#: run context; with it every LS of those runs is scored anyway): see _foreign_failures
+MAX_REFERENCE_LS = 20_000
+#: fewest good LS a run needs to be judged on its own (else with its era's): see
+#: _foreign_failures
+MIN_REFERENCE_LS = 50
+#: a run whose median good LS has at most this conformal p-value is outside the certifier's
+#: domain, and its failures are no known failures (_foreign_failures)
+FOREIGN_P = 0.01
+
 #: the LS columns carried into the per-LS decision table
 KEEP = ("runId", "lumiId", "era", "label", "judged", "origin", "subsystem", "scenario")
 
@@ -145,7 +155,8 @@ def _finish(det: Detector, train: pd.DataFrame, calib: pd.DataFrame, known: pd.D
     _fit(det, train, names, conditions, context_ls)
     fit_seconds = time.perf_counter() - t0
     s_calib = _calibration_scores(det, calib, names, conditions)
-    scored = _bad_ls_scores(det, known, names, conditions)
+    scored = _bad_ls_scores(det, known, names, conditions, s_calib,
+                            step.train_runs + tuple(np.unique(calib["runId"])))
     s_bad, blocks = _known_bad(scored)
     cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good, bad_blocks=blocks)
     alone = ([_calibration_scores(det, calib, names, conditions, False)]
@@ -182,7 +193,7 @@ def fit_crossfitted(window: pd.DataFrame, known: pd.DataFrame, names: list[str],
     _fit(det, window[good], names, conditions, context_ls)
     fit_seconds = time.perf_counter() - t0
     s_calib = np.concatenate(parts)
-    scored = _bad_ls_scores(det, known, names, conditions)
+    scored = _bad_ls_scores(det, known, names, conditions, s_calib, tuple(runs))
     s_bad, blocks = _known_bad(scored)
     cut = fit_cutoffs(s_calib, s_bad, max_good_as_bad, max_bad_as_good, bad_blocks=blocks)
     return StepResult(step, det, cut, s_calib, s_bad, int(good.sum()), fit_seconds, folds,
@@ -275,7 +286,8 @@ def failure_p_values(res: StepResult, history: pd.DataFrame, names: list[str],
     every LS of its runs, sorted by run and LS) under a fitted step, inside its conditions
     range: what the combined GOOD cut-off of ``certify pd=all`` rests on
     (:mod:`dc_mlops.evaluation.combined`)."""
-    return _p_values(res, _failures(_bad_ls_scores(res.detector, history, names, conditions)))
+    return _p_values(res, _failures(_bad_ls_scores(res.detector, history, names, conditions,
+                                                   res.calib_scores, res.step.history_runs)))
 
 
 def known_failure_p_values(res: StepResult) -> pd.DataFrame:
@@ -331,17 +343,27 @@ def _lone_cutoff(alone: list[np.ndarray]) -> float:
 
 
 def _bad_ls_scores(det: Detector, part: pd.DataFrame, names: list[str],
-                   conditions: str | None) -> pd.DataFrame:
+                   conditions: str | None, calib_scores: np.ndarray | None = None,
+                   seen_runs: tuple = ()) -> pd.DataFrame:
     """Every bad LS of ``part`` (runId, lumiId, score, judged, failure, outside), each scored
     among every LS of its run (only the runs that hold one are scored): the known bad LS a
-    step's GOOD cut-offs rest on, scored once for both."""
+    step's GOOD cut-offs rest on, scored once for both.
+
+    With ``calib_scores`` the bad LS of runs outside the certifier's domain get a NaN score
+    (:func:`_foreign_failures`), so no cut-off rests on them; ``seen_runs`` are the runs the
+    certifier was fitted or calibrated on."""
     bad = part["label"].to_numpy() == 1
-    if det.context_ls:
-        part = part[np.isin(part["runId"].to_numpy(), part["runId"].to_numpy()[bad])]
-    else:
-        part = part[bad]
+    part = part[np.isin(part["runId"].to_numpy(), part["runId"].to_numpy()[bad])]
+    if not det.context_ls:  # each LS alone: the bad LS and a sample of their runs' good LS
+        bad = part["label"].to_numpy() == 1
+        good = np.flatnonzero(~bad)
+        keep = bad.copy()
+        keep[good[::max(1, int(np.ceil(len(good) / MAX_REFERENCE_LS)))]] = True
+        part = part[keep]
     bad = part["label"].to_numpy() == 1
     scores = _score(det, part, names, conditions)
+    if calib_scores is not None:
+        scores = _foreign_failures(scores, part, calib_scores, seen_runs)
     rows = part[bad]
     # tables without an origin (made by hand): every bad LS a flagged failure
     origin = rows["origin"] if "origin" in rows else np.full(len(rows), "failure")
@@ -351,10 +373,64 @@ def _bad_ls_scores(det: Detector, part: pd.DataFrame, names: list[str],
                          "outside": _outside(det, rows, conditions)})
 
 
+def _foreign_failures(scores: np.ndarray, part: pd.DataFrame, calib_scores: np.ndarray,
+                      seen_runs: tuple) -> np.ndarray:
+    """``scores`` of ``part`` with the bad LS of each run outside the certifier's domain set
+    to NaN: the GOOD cut-off does not rest on them (and, NaN, they are no known failure).
+
+    Why: a certifier fitted on a later era scores every LS of an earlier era high, failures
+    and good LS alike (its calibration moved). Against the calibration LS every known
+    failure of that era then looks extreme, and a GOOD cut-off resting on them is set far
+    too loose: in the walk over the simulated 2018 (ZeroBias, ``score_mode=histogram``) a
+    2018D certifier scored the good LS of 2018A-C at a median of 40-80 (its calibration
+    LS: 1.9), no known 2018A or 2018B failure had a p-value above 0.05 in the first steps of
+    2018C and 2018D (24-42 % of the era's own new failures did), and up to 32 % of a step's
+    failures were certified GOOD (1.35 % over the walk, against a 1 % target). Ranking those
+    failures within their own era instead (the same p-value against their era's good LS)
+    swung the other way: under a foreign calibration a failure's own shift is diluted, and
+    the walk certified 13 % of the good LS instead of 67 %. So they are left out.
+
+    A run is outside when the median of its good LS the certifier never saw (not in
+    ``seen_runs``) has a conformal p-value of at most :data:`FOREIGN_P` against the
+    calibration LS: its typical good LS looks like a failure. (Not a KS distance: one run's
+    good LS sit close together, and a run at a typical level is far, in KS, from the
+    calibration LS of many runs.) A run with fewer than ``MIN_REFERENCE_LS`` such good LS
+    is judged by the median of every such LS of its era (``era`` column; without it, of
+    every such run). Runs the certifier was fitted or calibrated on are in its domain.
+    """
+    out = np.array(scores, dtype=np.float64)
+    if not len(out):
+        return out
+    label = part["label"].to_numpy()
+    runs = part["runId"].to_numpy()
+    era = (part["era"].to_numpy().astype(str) if "era" in part.columns
+           else np.full(len(part), ""))
+    reference = (label == 0) & np.isfinite(out) & ~np.isin(runs, seen_runs)
+    limit = conformal_bad_cutoff(calib_scores, FOREIGN_P)
+
+    def foreign(ref: np.ndarray) -> bool:
+        return len(ref) >= MIN_REFERENCE_LS and float(np.median(ref)) > limit
+
+    of_era: dict[str, bool] = {}
+    for run in np.unique(runs[(label == 1) & ~np.isin(runs, seen_runs)]):
+        in_run = runs == run
+        ref = out[reference & in_run]
+        if len(ref) >= MIN_REFERENCE_LS:
+            outside = foreign(ref)
+        else:
+            e = era[in_run][0]
+            if e not in of_era:
+                of_era[e] = foreign(out[reference & (era == e)])
+            outside = of_era[e]
+        if outside:
+            out[in_run & (label == 1)] = np.nan
+    return out
+
+
 def _known_bad(scored: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The scores of the judged bad LS (the PD's own failures: ``t_good`` rests on them) and
     the failure episode of each (:func:`.greyzone.episode_ids`)."""
-    j = scored[scored["judged"].to_numpy(bool)]
+    j = scored[scored["judged"].to_numpy(bool) & np.isfinite(scored["score"].to_numpy())]
     return (j["score"].to_numpy(np.float64),
             episode_ids(j["runId"].to_numpy(), j["lumiId"].to_numpy()))
 
@@ -362,7 +438,8 @@ def _known_bad(scored: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def _failures(scored: pd.DataFrame) -> pd.DataFrame:
     """The flagged failure LS of any subsystem inside the conditions range (runId, lumiId,
     score): the combined cut-off's known failures."""
-    keep = scored["failure"].to_numpy(bool) & ~scored["outside"].to_numpy(bool)
+    keep = (scored["failure"].to_numpy(bool) & ~scored["outside"].to_numpy(bool)
+            & np.isfinite(scored["score"].to_numpy()))
     return scored.loc[keep, ["runId", "lumiId", "score"]].reset_index(drop=True)
 
 

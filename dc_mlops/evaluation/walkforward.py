@@ -13,8 +13,9 @@ MLflow and those in ``benchmarks/results`` come from the same code. Per step:
   the calibration runs of the step) come from one or two fills. On main's history their
   cut-off flagged up to 1.2 % of a PD's good LS BAD, and 0.79 % of the LS all PDs together
   certified, against 0.02 % cross-fitted (benchmarks/results/calibration.md, 2026-12-06;
-  12-20 % per PD with the detectors of commit 3e6ad1d); out-of-fold scores of every window
-  run carry the run-to-run spread into the cut-off,
+  12-20 % per PD with the detectors of commit 3e6ad1d; with the time in fill as a
+  condition, 0.48 % and 0.09 % against 0.11 % and 0.03 %, 2026-12-07); out-of-fold scores
+  of every window run carry the run-to-run spread into the cut-off,
 * ``t_good`` is set on every *judged* bad LS known before the block (the PD's own failures of
   all earlier runs), scored by the step's certifier, with the one-sided bound of
   :mod:`.greyzone`. Not on out-of-fold scores of the window's own bad LS: far fewer LS, in

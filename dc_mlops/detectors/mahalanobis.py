@@ -40,16 +40,18 @@ the histogram's shape. Which features form a histogram comes from their names
 names all columns form one group, the whole distance again. A row of ``explain`` holds the
 within-histogram whitened terms; a histogram's terms add up to its distance.
 
-Measured (``benchmarks/results/score_modes.md``): with ``histogram`` for every PD, all PDs
-together decide 51 % of main's walk (``sum`` 19 %, ``topn`` 34 %) within both targets, and
-49 % of the simulated 2018 (``sum`` 42 %) at good->BAD 0.8 % (``sum`` 1.3 %). An oracle that
+Measured (``benchmarks/results/score_modes.md``, with the time in fill as a condition and
+the GOOD cut-off on in-domain failures): with ``histogram`` for every PD, all PDs together
+decide 51 % of main's walk (``sum`` 21 %, ``topn`` 29 %) within both targets, and 35 % of
+the simulated 2018 (``sum`` 27 %) at good->BAD 0.06 % (``sum`` 0.5 %). An oracle that
 knows the noise covariance, in the same 17-LS run context, certifies at bad->GOOD 1 % 84 %
 of main's good LS with one distance per PD and 95 % with one per histogram; on the
 simulated 2018, 54 % and 50 % (``benchmarks/results/separability.md``). It is not
-the default because, each PD alone on main's walk, its good->BAD sits at 0.9-1.1 % and
-ZeroBias's bad->GOOD at 1.4 % (``sum``: 0.2-0.7 % and 0): ``promote --pd all`` wants every
-member within its own PD's targets and rightly refuses it, and ``main`` then certified less
-of its walk (18.5 % against 33.8 %). ``tune`` tries it.
+the default because, ZeroBias alone on main's walk, it lets 1.4 % of the failures through
+(a faint pixel block; ``sum``: 0): ``promote --pd all`` wants every member within its own
+PD's targets and keeps ZeroBias on ``sum``. (Before the time in fill was a condition, every
+PD's good->BAD also sat at 0.9-1.1 % with it; now 0.04-0.09 %.) ``main`` compares both per
+PD, and ``tune`` tries it.
 """
 from __future__ import annotations
 

@@ -353,15 +353,14 @@ def _bad_ls_scores(det: Detector, part: pd.DataFrame, names: list[str],
     With ``calib_scores`` the bad LS of runs outside the certifier's domain get a NaN score
     (:func:`_foreign_failures`), so no cut-off rests on them; ``seen_runs`` are the runs the
     certifier was fitted or calibrated on."""
+    runs = part["runId"].to_numpy()
+    part = part[np.isin(runs, runs[part["label"].to_numpy() == 1])]
     bad = part["label"].to_numpy() == 1
-    part = part[np.isin(part["runId"].to_numpy(), part["runId"].to_numpy()[bad])]
     if not det.context_ls:  # each LS alone: the bad LS and a sample of their runs' good LS
-        bad = part["label"].to_numpy() == 1
         good = np.flatnonzero(~bad)
         keep = bad.copy()
         keep[good[::max(1, int(np.ceil(len(good) / MAX_REFERENCE_LS)))]] = True
-        part = part[keep]
-    bad = part["label"].to_numpy() == 1
+        part, bad = part[keep], bad[keep]
     scores = _score(det, part, names, conditions)
     if calib_scores is not None:
         scores = _foreign_failures(scores, part, calib_scores, seen_runs)
@@ -400,31 +399,23 @@ def _foreign_failures(scores: np.ndarray, part: pd.DataFrame, calib_scores: np.n
     every such run). Runs the certifier was fitted or calibrated on are in its domain.
     """
     out = np.array(scores, dtype=np.float64)
-    if not len(out):
-        return out
     label = part["label"].to_numpy()
     runs = part["runId"].to_numpy()
-    era = (part["era"].to_numpy().astype(str) if "era" in part.columns
-           else np.full(len(part), ""))
+    era = part["era"].astype(str) if "era" in part.columns else pd.Series("", part.index)
     reference = (label == 0) & np.isfinite(out) & ~np.isin(runs, seen_runs)
     limit = conformal_bad_cutoff(calib_scores, FOREIGN_P)
-
-    def foreign(ref: np.ndarray) -> bool:
-        return len(ref) >= MIN_REFERENCE_LS and float(np.median(ref)) > limit
-
-    of_era: dict[str, bool] = {}
-    for run in np.unique(runs[(label == 1) & ~np.isin(runs, seen_runs)]):
-        in_run = runs == run
-        ref = out[reference & in_run]
-        if len(ref) >= MIN_REFERENCE_LS:
-            outside = foreign(ref)
-        else:
-            e = era[in_run][0]
-            if e not in of_era:
-                of_era[e] = foreign(out[reference & (era == e)])
-            outside = of_era[e]
-        if outside:
-            out[in_run & (label == 1)] = np.nan
+    ref = pd.DataFrame({"run": runs[reference], "era": era.to_numpy()[reference],
+                        "score": out[reference]})
+    by_run = ref.groupby("run")["score"].agg(["median", "size"])
+    by_era = ref.groupby("era")["score"].agg(["median", "size"])
+    candidates = pd.DataFrame({"run": runs, "era": era.to_numpy()})[
+        (label == 1) & ~np.isin(runs, seen_runs)].drop_duplicates("run")
+    # a run's own good LS when it has enough, else its era's
+    own = by_run.reindex(candidates["run"]).to_numpy()
+    pooled = by_era.reindex(candidates["era"]).to_numpy()
+    judge = np.where((own[:, 1] >= MIN_REFERENCE_LS)[:, None], own, pooled)
+    outside = (judge[:, 1] >= MIN_REFERENCE_LS) & (judge[:, 0] > limit)
+    out[np.isin(runs, candidates["run"].to_numpy()[outside]) & (label == 1)] = np.nan
     return out
 
 

@@ -42,6 +42,7 @@ from dc_mlops.data.features import canonical_name
 from dc_mlops.data.histograms import Histograms, read_histograms
 from dc_mlops.errors import DataError
 from dc_mlops.evaluation import plots
+from dc_mlops.evaluation.combined import describe_hardest
 from dc_mlops.evaluation.greyzone import BAD, DCS, GOOD, GREY, LOW
 
 #: a certification folder to use instead of the newest one found
@@ -192,6 +193,9 @@ def outcome_lines(c: Certification) -> list[str]:
                      f"{joint['p_good']:.3g}, resting on {_n(joint['n_failures'])} known "
                      f"failure LS{blocks} (bad->GOOD <= {joint['bound']:.2%} at "
                      f"{joint['confidence']:.0%} confidence, {how})")
+        if joint.get("hardest"):
+            lines.append(f"  held there by the known failures the detectors see least: "
+                         f"{describe_hardest(joint['hardest'])}")
         if not joint["supported"]:
             alarms.append(f"!! {_n(joint['n_failures'])} known failure LS cannot support the "
                           f"bad->GOOD target ({_n(joint['bad_needed'])} needed): nothing GOOD")

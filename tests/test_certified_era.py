@@ -288,3 +288,16 @@ def test_a_folder_that_is_not_a_certification_is_one_line(tmp_path):
     pd.DataFrame({"run": [1]}).to_parquet(tmp_path / "flags.parquet")
     with pytest.raises(ce.ReviewError, match="grey_zone.csv: missing column 'ls'"):
         ce.load(tmp_path)
+
+
+def test_the_outcome_names_the_failures_that_hold_the_combined_cutoff(cert):
+    cert.summary["joint_cutoff"] = {
+        "p_good": 0.3, "bound": 0.009, "n_failures": 1607, "n_blocks": 57, "confidence": 0.95,
+        "supported": True, "bad_needed": 299, "max_bad_as_good": 0.01,
+        "hardest": [{"run": 320710, "first_ls": 758, "last_ls": 760, "n_ls": 3, "max_p": 0.54,
+                     "pd": "EGamma", "n_ls_above": 3}]}
+    text = "\n".join(ce.outcome_lines(cert))
+    assert "GOOD where every PD's p-value exceeds 0.3, resting on 1\u2009607 known failure LS in " \
+        "57 blocks" in text
+    assert "held there by the known failures the detectors see least: run 320710 LS 758-760 " \
+        "(p 0.54, EGamma)" in text

@@ -107,8 +107,9 @@ def joint_t_bad(calibration_scores: np.ndarray, max_good_as_bad: float, n_pds: i
 
 def joint_failures(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Every known failure LS that every PD scored: ``runId``, ``lumiId``, ``min_p`` (the
-    smallest p-value over the PDs) and ``block`` (its failure episode among them,
-    :func:`.greyzone.episode_ids`), sorted by run and LS.
+    smallest p-value over the PDs), ``pd`` (the PD it comes from: the one that sees the LS
+    best) and ``block`` (its failure episode among them, :func:`.greyzone.episode_ids`),
+    sorted by run and LS.
 
     ``tables``: per PD, (runId, lumiId, p_value) of the history's failure LS."""
     merged = None
@@ -116,10 +117,49 @@ def joint_failures(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         part = t[KEYS + ["p_value"]].drop_duplicates(KEYS).rename(columns={"p_value": pd_name})
         merged = part if merged is None else merged.merge(part, on=KEYS, how="inner")
     if merged is None or merged.empty:
-        return pd.DataFrame({"runId": [], "lumiId": [], "min_p": [], "block": []})
+        return pd.DataFrame({"runId": [], "lumiId": [], "min_p": [], "pd": [], "block": []})
     merged = merged.sort_values(KEYS, kind="stable").reset_index(drop=True)
-    return merged[KEYS].assign(min_p=merged[list(tables)].min(axis=1).to_numpy(np.float64),
+    p = merged[list(tables)].to_numpy(np.float64)
+    return merged[KEYS].assign(min_p=p.min(axis=1), pd=np.asarray(list(tables))[p.argmin(axis=1)],
                                block=episode_ids(merged["runId"], merged["lumiId"]))
+
+
+#: blocks of :func:`hardest_failures` that ``certify``'s summary names (all are in its CSV)
+HARDEST_SHOWN = 3
+
+
+def hardest_failures(failures: pd.DataFrame, p_good: float) -> pd.DataFrame:
+    """The known failure blocks a combined GOOD cut-off rests on, least visible first: per
+    block (``run``, ``first_ls``, ``last_ls``, ``n_ls``) the largest smallest-p-value over its
+    LS (``max_p``: how typical its least visible LS looks to the PD that sees it best,
+    ``pd``) and ``n_ls_above`` (LS with every PD's p-value above ``p_good``: the cut-off
+    lets them through).
+
+    Why: these blocks hold ``p_good`` where it is, so they decide how much is certified.
+    A DC expert checks their labels first (one mislabelled LS of a good run can hold the whole
+    cut-off up), and a detector developer sees which failures the detectors miss.
+
+    ``failures``: :func:`joint_failures`'s table."""
+    cols = ["run", "first_ls", "last_ls", "n_ls", "max_p", "pd", "n_ls_above"]
+    if failures.empty:
+        return pd.DataFrame({c: [] for c in cols})
+    f = failures.sort_values(["block", "min_p"], ascending=[True, False], kind="stable")
+    g = f.assign(above=f["min_p"].to_numpy(np.float64) > p_good).groupby("block", sort=False)
+    out = pd.DataFrame({"run": g["runId"].first(), "first_ls": g["lumiId"].min(),
+                        "last_ls": g["lumiId"].max(), "n_ls": g.size(),
+                        "max_p": g["min_p"].first(), "pd": g["pd"].first(),
+                        "n_ls_above": g["above"].sum()})
+    return out.sort_values(["max_p", "run", "first_ls"], ascending=[False, True, True],
+                           kind="stable").reset_index(drop=True)[cols]
+
+
+def describe_hardest(blocks: list[dict]) -> str:
+    """``run 320710 LS 758-760 (p 0.54, ZeroBias), ...``: the blocks of
+    :func:`hardest_failures` as a summary names them."""
+    return ", ".join(
+        f"run {b['run']} LS {b['first_ls']}"
+        f"{'' if b['first_ls'] == b['last_ls'] else '-' + str(b['last_ls'])} "
+        f"(p {b['max_p']:.2g}, {b['pd']})" for b in blocks)
 
 
 def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,

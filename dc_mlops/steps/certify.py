@@ -23,7 +23,10 @@ place only when complete; :func:`dc_mlops.outputs.claim_output`):
 * ``summary.json``: counts, automation, the models and versions that decided, their
   cut-offs, the domain check and, when a Golden JSON of the era is known, the measured rates
   (good->BAD, bad->GOOD, contamination) against it;
-* ``certification.png``: GOOD / BAD / grey along the runs.
+* ``certification.png``: GOOD / BAD / grey along the runs;
+* ``good_cutoff_failures.csv`` (several PDs): the known failure blocks the combined GOOD
+  cut-off rests on, least visible first (:func:`dc_mlops.evaluation.combined.hardest_failures`):
+  the labels to check first, and the failures the detectors miss.
 
 The same files are logged as artifacts of one ``certify`` run.
 """
@@ -48,8 +51,9 @@ from dc_mlops.data.responsibility import load_responsibility, subsystems_of
 from dc_mlops.data.tables import feature_matrix
 from dc_mlops.errors import DataError
 from dc_mlops.evaluation import plots
-from dc_mlops.evaluation.combined import (JointCutoff, joint_cutoff, joint_failures,
-                                          joint_t_bad, joint_t_good)
+from dc_mlops.evaluation.combined import (HARDEST_SHOWN, JointCutoff, hardest_failures,
+                                          joint_cutoff, joint_failures, joint_t_bad,
+                                          joint_t_good)
 from dc_mlops.evaluation.drift import domain_report
 from dc_mlops.evaluation.greyzone import (BAD, DCS, GOOD, GREY, LOW, combine,
                                           conformal_p_values, decide, decision_metrics,
@@ -64,6 +68,8 @@ from dc_mlops.tracking.ui import run_name
 log = logging.getLogger("dc_mlops")
 STEP = "certify"
 TOP_HISTOGRAMS = 3
+#: the known failure blocks the combined GOOD cut-off rests on, least visible first
+HARDEST_FILE = "good_cutoff_failures.csv"
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,7 @@ def run_certify(s: CertifySettings) -> CertifyResult:
         mapping = load_responsibility(s.responsibility)
         certifiers, missing = _certifiers(s)
         dcs = _dcs_json(s)
-        joint = _joint_cutoff(certifiers) if len(certifiers) > 1 else None
+        joint, hardest = _joint_cutoff(certifiers) if len(certifiers) > 1 else (None, None)
         per_pd, low_rows, domains, golden_labels = [], [], {}, []
         for cert in certifiers:
             flags, low, domain, labels = _certify_pd(s, cert, mapping, dcs, joint)
@@ -159,9 +165,10 @@ def run_certify(s: CertifySettings) -> CertifyResult:
         summary = _summary(s, certifiers, flags, ls, domains, mapping)
         summary["not_judged"] = {p: sorted(subsystems_of(p, mapping)) for p in missing}
         if joint is not None:
-            summary["joint_cutoff"] = joint.to_dict()
+            summary["joint_cutoff"] = joint.to_dict() | {
+                "hardest": hardest.head(HARDEST_SHOWN).to_dict("records")}
         _write(staging, ls, flags, _grey_zone(flags, ls), pd.concat(low_rows, ignore_index=True),
-               summary)
+               summary, hardest)
         single = len(certifiers) == 1
         exp = tr.ensure_experiment(tr.experiment_name(certifiers[0].pd) if single
                                    else tr.MULTI_PD_EXPERIMENT)
@@ -189,17 +196,19 @@ def _dcs_json(s: CertifySettings) -> CertJSON | None:
     return None
 
 
-def _joint_cutoff(certifiers: list[_Certifier]) -> JointCutoff | None:
+def _joint_cutoff(certifiers: list[_Certifier]
+                  ) -> tuple[JointCutoff | None, pd.DataFrame | None]:
     """The combined GOOD cut-off of several PDs certified together, from the failure LS of
-    their histories (:mod:`dc_mlops.evaluation.combined`); None when a certifier predates
-    it (each PD's own ``t_good`` then decides)."""
+    their histories (:mod:`dc_mlops.evaluation.combined`), and the failure blocks it rests
+    on, least visible first (:func:`.combined.hardest_failures`); (None, None) when a
+    certifier predates it (each PD's own ``t_good`` then decides)."""
     tables = {}
     for cert in certifiers:
         f = cert.spec.get("failure_p_values")
         if f is None:
             log.info("certify: the %s certifier carries no failure p-values; each PD's own "
                      "GOOD cut-off decides", cert.pd)
-            return None
+            return None, None
         tables[cert.pd] = pd.DataFrame(f)
     target = min(float(c.spec["cutoffs"]["max_bad_as_good"]) for c in certifiers)
     failures = joint_failures(tables)
@@ -209,7 +218,7 @@ def _joint_cutoff(certifiers: list[_Certifier]) -> JointCutoff | None:
         log.warning("certify: %d known failure LS scored by every PD cannot support certifying "
                     "GOOD at bad->GOOD <= %g (%d needed): nothing is certified GOOD",
                     joint.n_failures, target, joint.bad_needed)
-    return joint
+    return joint, hardest_failures(failures, joint.p_good)
 
 
 def _cutoffs(cert: _Certifier, joint: JointCutoff | None) -> tuple[float, float]:
@@ -470,7 +479,7 @@ def _json_safe(value):
 
 
 def _write(folder: Path, ls: pd.DataFrame, flags: pd.DataFrame, grey: pd.DataFrame,
-           low: pd.DataFrame, summary: dict) -> None:
+           low: pd.DataFrame, summary: dict, hardest: pd.DataFrame | None = None) -> None:
     good = ls[ls["decision"] == GOOD]
     CertJSON.from_lumisections(good["runId"], good["lumiId"]).write(
         folder / "certified_golden.json")
@@ -480,6 +489,8 @@ def _write(folder: Path, ls: pd.DataFrame, flags: pd.DataFrame, grey: pd.DataFra
                                                                       index=False)
     low.rename(columns={"runId": "run", "lumiId": "ls", "EventsPerLs": "events"}).to_csv(
         folder / "low_statistics.csv", index=False)
+    if hardest is not None:  # what the combined GOOD cut-off rests on, least visible first
+        hardest.to_csv(folder / HARDEST_FILE, index=False)
     (folder / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
     shown = ls.assign(decision=ls["decision"].replace({DCS: BAD}))
     fig = plots.certify_plot(shown, f"certified {summary['pd']} ({Path(summary['data']).name})")

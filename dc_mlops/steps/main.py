@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dc_mlops.evaluation.combined import combined_walk, hindsight_automation
+from dc_mlops.evaluation.combined import (combined_walk, describe_hardest,
+                                          hindsight_automation)
 from dc_mlops.evaluation.greyzone import decision_metrics
 from dc_mlops.evaluation.selection import best_seed
 from dc_mlops.settings import (PDS, CertifySettings, EvaluateSettings, MainSettings,
@@ -276,6 +277,11 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert,
             lines.append(f"  GOOD when every PD's p-value > {joint['p_good']:.3g}: rests on "
                          f"{joint['n_failures']} known failure LS{blocks}, bad->GOOD <= "
                          f"{joint['bound']:.2%} at {joint['confidence']:.0%} confidence, {how}")
+            if joint.get("hardest"):
+                from dc_mlops.steps.certify import HARDEST_FILE
+                lines.append(f"  held there by the known failures the detectors see least: "
+                             f"{describe_hardest(joint['hardest'])}; all in "
+                             f"{HARDEST_FILE}")
             if not joint["supported"]:
                 alarms.append(f"!! {joint['n_failures']} known failure LS cannot support "
                               f"certifying GOOD at bad->GOOD <= {joint['max_bad_as_good']:g} "

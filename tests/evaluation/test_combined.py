@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import pandas as pd
 
-from dc_mlops.evaluation.combined import (combined_walk, failure_mask, joint_cutoff,
-                                          joint_failures, joint_t_good)
+from dc_mlops.evaluation.combined import (combined_walk, describe_hardest, failure_mask,
+                                          hardest_failures, joint_cutoff, joint_failures,
+                                          joint_t_good)
 from dc_mlops.evaluation.greyzone import GOOD, conformal_p_values, rate_upper_bound
 
 
@@ -42,6 +43,33 @@ def test_joint_failures_take_the_smallest_p_value_of_ls_every_pd_scored():
     j = joint_failures({"A": a, "B": b})
     assert j["min_p"].tolist() == [0.02, 0.2] and j["runId"].tolist() == [1, 2]
     assert j["block"].nunique() == 2
+
+
+def test_joint_failures_name_the_pd_that_sees_each_ls_best():
+    a = pd.DataFrame({"runId": [1, 1], "lumiId": [1, 2], "p_value": [0.5, 0.01]})
+    b = pd.DataFrame({"runId": [1, 1], "lumiId": [1, 2], "p_value": [0.02, 0.9]})
+    assert joint_failures({"A": a, "B": b})["pd"].tolist() == ["B", "A"]
+
+
+def test_the_hardest_failure_blocks_are_those_holding_p_good_up():
+    """Three blocks: one every PD sees (p 1e-4), one with a faint edge (one LS at p 0.3), one
+    a PD barely sees in every LS (p 0.2-0.25). The faint edge comes first (its least visible
+    LS is what a cut-off below 0.3 lets through), then the faint block; LS above p_good are
+    counted per block."""
+    a = pd.DataFrame({"runId": [7] * 3 + [8] * 4 + [9] * 2,
+                      "lumiId": [1, 2, 3, 10, 11, 12, 13, 5, 6],
+                      "p_value": [1e-4, 1e-4, 1e-4, 0.3, 1e-3, 1e-3, 1e-3, 0.2, 0.25]})
+    b = a.assign(p_value=np.where(a["runId"] == 8, 0.9, a["p_value"] + 0.1))
+    j = joint_failures({"ZeroBias": a, "JetHT": b})
+    h = hardest_failures(j, p_good=0.22)
+    assert h["run"].tolist() == [8, 9, 7]
+    assert h.iloc[0][["first_ls", "last_ls", "n_ls", "max_p", "pd", "n_ls_above"]].tolist() \
+        == [10, 13, 4, 0.3, "ZeroBias", 1]
+    assert h.iloc[1]["n_ls_above"] == 1 and h.iloc[2]["n_ls_above"] == 0
+    assert h["n_ls"].sum() == len(j)
+    text = describe_hardest(h.head(2).to_dict("records"))
+    assert text == "run 8 LS 10-13 (p 0.3, ZeroBias), run 9 LS 5-6 (p 0.25, ZeroBias)"
+    assert hardest_failures(j.iloc[:0], 0.5).empty
 
 
 def test_failures_are_flagged_bad_ls_but_not_dcs_or_low_statistics():

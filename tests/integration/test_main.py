@@ -1,4 +1,5 @@
 """The whole chain with small settings: every step ran and the results are where users look."""
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -83,6 +84,14 @@ def test_main_measures_the_combined_decision_on_its_walk(main_store):
     assert 0 < m["walk_certifying_n_ls"] <= m["walk_n_ls"]
     joint = main_store["summary"]["joint_cutoff"]
     assert 0 < joint["n_blocks"] < joint["n_failures"]  # failures come in blocks
+    # the blocks p_good rests on, least visible first: every known failure LS in one of them,
+    # the summary naming the first ones and main printing them
+    hardest = pd.read_csv(certified(main_store) / "good_cutoff_failures.csv")
+    assert len(hardest) == joint["n_blocks"] and hardest["n_ls"].sum() == joint["n_failures"]
+    assert hardest["max_p"].is_monotonic_decreasing
+    assert hardest["n_ls_above"].sum() <= joint["bound"] * joint["n_failures"] + 1
+    assert [b["run"] for b in joint["hardest"]] == hardest["run"].head(3).tolist()
+    assert f"run {joint['hardest'][0]['run']} LS" in main_store["stdout"]
     assert "All PDs together, as the Golden JSON would have been in the walk" in \
         main_store["stdout"]
     mlflow.set_tracking_uri(None)

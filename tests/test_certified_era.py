@@ -300,4 +300,4 @@ def test_the_outcome_names_the_failures_that_hold_the_combined_cutoff(cert):
     assert "GOOD where every PD's p-value exceeds 0.3, resting on 1\u2009607 known failure LS in " \
         "57 blocks" in text
     assert "held there by the known failures the detectors see least: run 320710 LS 758-760 " \
-        "(p 0.54, EGamma)" in text
+        "(3 of 3 LS pass, p up to 0.54 in EGamma)" in text

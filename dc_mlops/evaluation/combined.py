@@ -154,12 +154,13 @@ def hardest_failures(failures: pd.DataFrame, p_good: float) -> pd.DataFrame:
 
 
 def describe_hardest(blocks: list[dict]) -> str:
-    """``run 320710 LS 758-760 (p 0.54, ZeroBias), ...``: the blocks of
-    :func:`hardest_failures` as a summary names them."""
+    """``run 320531 LS 220-433 (3 of 214 LS pass, p up to 0.41 in ZeroBias), ...``: the
+    blocks of :func:`hardest_failures` as a summary names them."""
     return ", ".join(
         f"run {b['run']} LS {b['first_ls']}"
         f"{'' if b['first_ls'] == b['last_ls'] else '-' + str(b['last_ls'])} "
-        f"(p {b['max_p']:.2g}, {b['pd']})" for b in blocks)
+        f"({b['n_ls_above']} of {b['n_ls']} LS pass, p up to {b['max_p']:.2g} in {b['pd']})"
+        for b in blocks)
 
 
 def combined_walk(walks: dict[str, pd.DataFrame], max_bad_as_good: float,

@@ -68,7 +68,8 @@ def test_the_hardest_failure_blocks_are_those_holding_p_good_up():
     assert h.iloc[1]["n_ls_above"] == 1 and h.iloc[2]["n_ls_above"] == 0
     assert h["n_ls"].sum() == len(j)
     text = describe_hardest(h.head(2).to_dict("records"))
-    assert text == "run 8 LS 10-13 (p 0.3, ZeroBias), run 9 LS 5-6 (p 0.25, ZeroBias)"
+    assert text == ("run 8 LS 10-13 (1 of 4 LS pass, p up to 0.3 in ZeroBias), "
+                    "run 9 LS 5-6 (1 of 2 LS pass, p up to 0.25 in ZeroBias)")
     assert hardest_failures(j.iloc[:0], 0.5).empty
 
 

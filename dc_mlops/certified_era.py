@@ -193,7 +193,7 @@ def outcome_lines(c: Certification) -> list[str]:
                      f"{joint['p_good']:.3g}, resting on {_n(joint['n_failures'])} known "
                      f"failure LS{blocks} (bad->GOOD <= {joint['bound']:.2%} at "
                      f"{joint['confidence']:.0%} confidence, {how})")
-        if joint.get("hardest"):
+        if joint["supported"] and joint.get("hardest"):
             lines.append(f"  held there by the known failures the detectors see least: "
                          f"{describe_hardest(joint['hardest'])}")
         if not joint["supported"]:

@@ -301,3 +301,7 @@ def test_the_outcome_names_the_failures_that_hold_the_combined_cutoff(cert):
         "57 blocks" in text
     assert "held there by the known failures the detectors see least: run 320710 LS 758-760 " \
         "(3 of 3 LS pass, p up to 0.54 in EGamma)" in text
+    # nothing certified GOOD: no cut-off is held anywhere, the alarm says why
+    cert.summary["joint_cutoff"] |= {"supported": False, "p_good": 1.0}
+    text = "\n".join(ce.outcome_lines(cert))
+    assert "held there" not in text and "cannot support the bad->GOOD target" in text

@@ -277,7 +277,7 @@ def summary_lines(s: MainSettings, results: list[_PDResult], cert,
             lines.append(f"  GOOD when every PD's p-value > {joint['p_good']:.3g}: rests on "
                          f"{joint['n_failures']} known failure LS{blocks}, bad->GOOD <= "
                          f"{joint['bound']:.2%} at {joint['confidence']:.0%} confidence, {how}")
-            if joint.get("hardest"):
+            if joint["supported"] and joint.get("hardest"):
                 from dc_mlops.steps.certify import HARDEST_FILE
                 lines.append(f"  held there by the known failures the detectors see least: "
                              f"{describe_hardest(joint['hardest'])}; all in "

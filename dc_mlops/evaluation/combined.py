@@ -119,8 +119,11 @@ def joint_failures(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if merged is None or merged.empty:
         return pd.DataFrame({"runId": [], "lumiId": [], "min_p": [], "pd": [], "block": []})
     merged = merged.sort_values(KEYS, kind="stable").reset_index(drop=True)
-    p = merged[list(tables)].to_numpy(np.float64)
-    return merged[KEYS].assign(min_p=p.min(axis=1), pd=np.asarray(list(tables))[p.argmin(axis=1)],
+    # a PD without a p-value (NaN) has no say, as in pandas' min; none at all stays NaN
+    p = np.nan_to_num(merged[list(tables)].to_numpy(np.float64), nan=np.inf)
+    min_p = p.min(axis=1)
+    return merged[KEYS].assign(min_p=np.where(np.isinf(min_p), np.nan, min_p),
+                               pd=np.asarray(list(tables))[p.argmin(axis=1)],
                                block=episode_ids(merged["runId"], merged["lumiId"]))
 
 

@@ -49,6 +49,8 @@ def test_joint_failures_name_the_pd_that_sees_each_ls_best():
     a = pd.DataFrame({"runId": [1, 1], "lumiId": [1, 2], "p_value": [0.5, 0.01]})
     b = pd.DataFrame({"runId": [1, 1], "lumiId": [1, 2], "p_value": [0.02, 0.9]})
     assert joint_failures({"A": a, "B": b})["pd"].tolist() == ["B", "A"]
+    j = joint_failures({"A": a, "B": b.assign(p_value=[np.nan, 0.9])})  # B has no say on LS 1
+    assert j["min_p"].tolist() == [0.5, 0.01] and j["pd"].tolist() == ["A", "A"]
 
 
 def test_the_hardest_failure_blocks_are_those_holding_p_good_up():

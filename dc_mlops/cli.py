@@ -27,7 +27,7 @@ STEPS = {
     "tune": "dc_mlops.steps.tune:run_tune",
     "evaluate": "dc_mlops.steps.evaluate:run_evaluate",
     "promote": "dc_mlops.steps.promote:run_promote",
-    "certify": "dc_mlops.steps.certify:run_certify",
+    "certify": "dc_mlops.steps.certify:certify_and_report",
     "review": "dc_mlops.steps.review:run_review",
     "main": "dc_mlops.steps.main:run_main",
 }

@@ -187,6 +187,22 @@ def run_certify(s: CertifySettings) -> CertifyResult:
     return CertifyResult(Path(s.out), summary, run.info.run_id)
 
 
+def certify_and_report(s: CertifySettings) -> CertifyResult:
+    """The ``certify`` command: :func:`run_certify`, then its outcome on the console as the
+    review notebook shows it (:func:`dc_mlops.certified_era.outcome_lines`: automation,
+    counts, the rates against the era's Golden JSON when known, the models and cut-offs that
+    decided, the domain check, anything wrong) and where the outputs are. ``main`` calls
+    :func:`run_certify` and prints its own summary."""
+    from dc_mlops.certified_era import load, outcome_lines
+
+    result = run_certify(s)
+    print("\n".join(outcome_lines(load(result.out))))
+    grey = result.out / "grey_zone.csv"
+    print(f"Outputs in {result.out} (certify run {result.run_id}). To review: fill the verdict "
+          f"column of {grey}, then `dc-mlops review --verdicts {grey}`")
+    return result
+
+
 def _dcs_json(s: CertifySettings) -> CertJSON | None:
     if s.dcs_json:
         return read_certjson(s.dcs_json)

@@ -169,3 +169,18 @@ def test_pd_all_without_every_certifier_certifies_nothing_good(production, tmp_p
     assert set(every.summary["not_judged"]) == {"JetHT", "EGamma", "SingleMuon"}
     assert "MUON" in every.summary["not_judged"]["SingleMuon"]
     assert read_certjson(tmp_path / "all" / "certified_golden.json").n_ls == 0
+
+
+def test_the_certify_command_prints_the_outcome_and_where_to_review(production, tmp_path,
+                                                                    capsys):
+    from dc_mlops.cli import main
+    out = tmp_path / "cert"
+    assert main(["certify", "--pd", "ZeroBias", "--data", str(production), "--out",
+                 str(out)]) == 0
+    printed = capsys.readouterr().out
+    c = json.loads((out / "summary.json").read_text())["counts"]
+    assert f"Outcome of cert ({production.name}, {c['ls_total']} LS)" in printed
+    assert f"({c['ls_good']} certified GOOD, {c['ls_bad']} flagged BAD); {c['ls_grey']} LS " \
+        "to review" in printed
+    assert "decided by ZeroBias: " in printed and "against the era's Golden JSON" in printed
+    assert f"dc-mlops review --verdicts {out / 'grey_zone.csv'}" in printed
